@@ -1,0 +1,1 @@
+"""Readers that turn native IQA dataset layouts into the corpus table (one module per format)."""

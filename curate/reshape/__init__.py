@@ -1,0 +1,1 @@
+"""Reshaping a corpus: neighbour graphs, DDCUp (upsample), DRCDown (downsample), target size."""

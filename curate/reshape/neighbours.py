@@ -1,0 +1,248 @@
+"""Neighbour search over L2-normalised vectors: the one place every reshape/analyze step gets its
+pairs, nearest and farthest neighbours from.
+
+Exact by default: blocked matrix products (torch, on CUDA when present), memory bounded by the
+block sizes, never an n x n dense matrix. Similarities are computed in float32 on the device; every
+pair or neighbour within ``EXACT_MARGIN`` of a decision boundary is recomputed in float64, so the
+results match a float64 brute-force statement of the rule.
+
+An optional approximate backend (``faiss``) serves pools of many millions; it is documented as
+approximate and never used unless asked for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+
+# float32 dot products of unit vectors err by ~1e-6; anything this close to a threshold is rechecked.
+EXACT_MARGIN = 1e-4
+DEFAULT_BLOCK_ROWS = 2048
+DEFAULT_BLOCK_COLS = 16384
+
+
+def pick_device(device: str = "auto") -> "torch.device":  # noqa: F821
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        from curate.errors import CurateError
+
+        raise CurateError(f"--device {device}: CUDA is not available on this machine (use auto or cpu)")
+    return torch.device(device)
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """Undirected pairs ``(i[k], j[k])`` with ``i < j`` and their cosine similarity (float64)."""
+
+    n: int
+    i: np.ndarray
+    j: np.ndarray
+    similarity: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.i.size)
+
+    @property
+    def distance(self) -> np.ndarray:
+        return 1.0 - self.similarity
+
+    def adjacency(self) -> sp.csr_matrix:
+        """Symmetric sparse adjacency (n x n, boolean-valued, O(pairs) memory)."""
+        ones = np.ones(2 * len(self), dtype=np.int8)
+        rows = np.concatenate([self.i, self.j])
+        cols = np.concatenate([self.j, self.i])
+        return sp.csr_matrix((ones, (rows, cols)), shape=(self.n, self.n))
+
+    def degrees(self) -> np.ndarray:
+        return np.bincount(self.i, minlength=self.n) + np.bincount(self.j, minlength=self.n)
+
+
+def components(pairs: Pairs) -> np.ndarray:
+    """Connected-component label per item (``scipy.sparse.csgraph``); isolated items get their own."""
+    _, labels = connected_components(pairs.adjacency(), directed=False)
+    return labels.astype(np.int64)
+
+
+def _as_float32(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x)
+    if x.ndim != 2:
+        raise ValueError(f"expected a 2-D array of vectors, got shape {x.shape}")
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def _exact_similarity(a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
+    """float64 cosine similarity of rows ``a[ia]`` and ``b[ib]`` (vectors assumed unit length)."""
+    out = np.empty(ia.size, dtype=np.float64)
+    step = 1 << 16
+    for s in range(0, ia.size, step):
+        x = a[ia[s : s + step]].astype(np.float64)
+        y = b[ib[s : s + step]].astype(np.float64)
+        out[s : s + step] = np.einsum("ij,ij->i", x, y)
+    return out
+
+
+def threshold_pairs(
+    vectors: np.ndarray,
+    threshold: float,
+    *,
+    labels: np.ndarray | None = None,
+    max_label_gap: float | None = None,
+    block_rows: int = DEFAULT_BLOCK_ROWS,
+    block_cols: int = DEFAULT_BLOCK_COLS,
+    device: str = "auto",
+) -> Pairs:
+    """All pairs ``i < j`` with ``cos(v_i, v_j) > threshold`` (and ``|labels_i - labels_j| < max_label_gap``).
+
+    With labels, rows are visited in label order and each block is compared only with the band of
+    columns whose labels can be within the gap: the same result with a fraction of the products.
+    """
+    import torch
+
+    x = _as_float32(vectors)
+    n = x.shape[0]
+    use_labels = labels is not None and max_label_gap is not None
+    if use_labels:
+        y = np.asarray(labels, dtype=np.float64)
+        if y.shape != (n,):
+            raise ValueError(f"labels has shape {y.shape}, expected ({n},)")
+        order = np.argsort(y, kind="stable")
+        y_sorted = y[order]
+    else:
+        order = np.arange(n)
+        y_sorted = None
+    dev = pick_device(device)
+    xs = torch.from_numpy(x[order]).to(dev)
+    loose = float(threshold) - EXACT_MARGIN
+    found_i: list[np.ndarray] = []
+    found_j: list[np.ndarray] = []
+    with torch.inference_mode():
+        for r0 in range(0, n, block_rows):
+            r1 = min(n, r0 + block_rows)
+            c_end = n
+            if use_labels:
+                assert y_sorted is not None
+                c_end = int(np.searchsorted(y_sorted, y_sorted[r1 - 1] + max_label_gap, side="left"))
+                c_end = max(c_end, r1)
+            rows = xs[r0:r1]
+            for c0 in range(r0, c_end, block_cols):
+                c1 = min(c_end, c0 + block_cols)
+                sim = rows @ xs[c0:c1].T
+                hit = (sim > loose).nonzero()
+                if hit.numel() == 0:
+                    continue
+                hi = hit[:, 0].cpu().numpy() + r0
+                hj = hit[:, 1].cpu().numpy() + c0
+                keep = hj > hi
+                found_i.append(hi[keep])
+                found_j.append(hj[keep])
+    si = np.concatenate(found_i) if found_i else np.zeros(0, np.int64)
+    sj = np.concatenate(found_j) if found_j else np.zeros(0, np.int64)
+    # back to the caller's indices, then exact checks in float64
+    gi, gj = order[si], order[sj]
+    sim64 = _exact_similarity(x, x, gi, gj)
+    keep = sim64 > threshold
+    if use_labels:
+        keep &= np.abs(y[gi] - y[gj]) < max_label_gap
+    gi, gj, sim64 = gi[keep], gj[keep], sim64[keep]
+    lo, hi_ = np.minimum(gi, gj), np.maximum(gi, gj)
+    index_type = np.int32 if n < 2**31 else np.int64
+    srt = np.lexsort((hi_, lo))
+    return Pairs(n, lo[srt].astype(index_type), hi_[srt].astype(index_type), sim64[srt])
+
+
+def knn(
+    queries: np.ndarray,
+    data: np.ndarray,
+    k: int,
+    *,
+    exclude_self: bool = False,
+    farthest: bool = False,
+    block_rows: int = DEFAULT_BLOCK_ROWS,
+    block_cols: int = DEFAULT_BLOCK_COLS,
+    device: str = "auto",
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest (or farthest) rows of ``data`` for each query, by cosine distance.
+
+    Returns ``(indices [nq, k], distances [nq, k])`` sorted by distance (ascending for nearest,
+    descending for farthest), ties broken by the lower data index; distances are ``1 - cos`` in
+    float64. ``exclude_self`` drops ``data[i]`` for query ``i`` (queries and data are the same set).
+    """
+    import torch
+
+    q = _as_float32(queries)
+    d = _as_float32(data)
+    nq, nd = q.shape[0], d.shape[0]
+    if q.shape[1] != d.shape[1]:
+        raise ValueError(f"queries have dim {q.shape[1]} but data has dim {d.shape[1]}")
+    available = nd - (1 if exclude_self else 0)
+    if k < 1 or k > available:
+        raise ValueError(f"k={k} but only {available} neighbour(s) are available")
+    # Take a few extra per block so float32 ties at the cut are settled exactly in float64.
+    take = min(k + 8, available)
+    dev = pick_device(device)
+    qt = torch.from_numpy(q).to(dev)
+    dt = torch.from_numpy(d).to(dev)
+    sign = -1.0 if farthest else 1.0
+    out_idx = np.empty((nq, k), dtype=np.int64)
+    out_dist = np.empty((nq, k), dtype=np.float64)
+    with torch.inference_mode():
+        for r0 in range(0, nq, block_rows):
+            r1 = min(nq, r0 + block_rows)
+            best_val = None
+            best_idx = None
+            for c0 in range(0, nd, block_cols):
+                c1 = min(nd, c0 + block_cols)
+                score = sign * (qt[r0:r1] @ dt[c0:c1].T)
+                if exclude_self:
+                    rr = torch.arange(r0, r1, device=dev)
+                    inside = (rr >= c0) & (rr < c1)
+                    if inside.any():
+                        score[inside.nonzero()[:, 0], (rr[inside] - c0)] = -torch.inf
+                kk = min(take, c1 - c0)
+                val, idx = torch.topk(score, kk, dim=1)
+                idx = idx + c0
+                if best_val is None:
+                    best_val, best_idx = val, idx
+                else:
+                    val = torch.cat([best_val, val], dim=1)
+                    idx = torch.cat([best_idx, idx], dim=1)
+                    kk = min(take, val.shape[1])
+                    best_val, pos = torch.topk(val, kk, dim=1)
+                    best_idx = torch.gather(idx, 1, pos)
+            cand = best_idx.cpu().numpy()
+            rows = np.repeat(np.arange(r0, r1), cand.shape[1])
+            sim = _exact_similarity(q, d, rows, cand.ravel()).reshape(cand.shape)
+            if exclude_self:
+                sim[cand == np.arange(r0, r1)[:, None]] = np.nan
+            key = -sign * sim
+            key = np.where(np.isnan(key), np.inf, key)
+            order = np.lexsort((cand, key), axis=1)[:, :k]
+            chosen = np.take_along_axis(cand, order, axis=1)
+            out_idx[r0:r1] = chosen
+            out_dist[r0:r1] = 1.0 - np.take_along_axis(sim, order, axis=1)
+    return out_idx, out_dist
+
+
+def knn_faiss(queries: np.ndarray, data: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Approximate-at-scale k nearest neighbours with faiss (inner product on unit vectors).
+
+    ``IndexFlatIP`` itself is exact; this backend exists for pools of millions where faiss's
+    optimised kernels and optional IVF indexes pay off. Results are float32-exact only: ties and
+    near-threshold decisions are not rechecked in float64, so treat them as approximate.
+    """
+    try:
+        import faiss
+    except ImportError as exc:  # pragma: no cover - optional dependency
+        from curate.errors import CurateError
+
+        raise CurateError("the faiss backend needs faiss-cpu: pip install 'curate[faiss]'") from exc
+    index = faiss.IndexFlatIP(data.shape[1])
+    index.add(_as_float32(data))
+    sim, idx = index.search(_as_float32(queries), k)
+    return idx.astype(np.int64), 1.0 - sim.astype(np.float64)

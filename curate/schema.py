@@ -1,0 +1,539 @@
+"""The public table formats: corpus, embeddings, manifest, decisions, rejects.
+
+Each table is Parquet written with pyarrow. File-level key-value metadata under the key ``curate``
+holds one JSON object (keys sorted): ``format``, ``format_version``, ``curate_version``,
+``command``, ``params``, ``seed``, ``inputs`` (fingerprints of the files read) and format-specific
+keys (``root`` for a corpus, ``roots`` for a manifest, ``encoder`` for embeddings, ...).
+
+Readers validate and refuse a bad table with a :class:`~curate.errors.TableError` whose message
+names the file, the column and the first offending row. Writers are atomic. The user-facing
+description of these formats is ``manifests/FORMATS.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from curate import __version__
+from curate.errors import TableError
+from curate.fsio import atomic_path, command_line, safe_relative_path
+
+METADATA_KEY = b"curate"
+SCORE_MIN, SCORE_MAX = 0.0, 10.0
+
+# --------------------------------------------------------------------------------------------
+# Column definitions. Order here is the column order on disk.
+
+CORPUS_FIELDS: list[pa.Field] = [
+    pa.field("sample_id", pa.string(), nullable=False),
+    pa.field("path", pa.string(), nullable=False),
+    pa.field("ref_id", pa.string(), nullable=False),
+    pa.field("is_reference", pa.bool_(), nullable=False),
+    pa.field("distortion", pa.int16()),
+    pa.field("level", pa.int8()),
+    pa.field("score", pa.float32()),
+    pa.field("score_raw", pa.float32()),
+    pa.field("source", pa.string(), nullable=False),
+    pa.field("split", pa.string()),
+]
+
+MANIFEST_EXTRA_FIELDS: list[pa.Field] = [
+    pa.field("origin", pa.string(), nullable=False),
+    pa.field("label_kind", pa.string(), nullable=False),
+    pa.field("pseudo_refs", pa.list_(pa.string())),
+    pa.field("pseudo_weights", pa.list_(pa.float32())),
+    pa.field("group_id", pa.int64(), nullable=False),
+    pa.field("group_size", pa.int32(), nullable=False),
+    pa.field("weight", pa.float32(), nullable=False),
+]
+MANIFEST_FIELDS = CORPUS_FIELDS + MANIFEST_EXTRA_FIELDS
+
+DECISION_FIELDS: list[pa.Field] = [
+    pa.field("sample_id", pa.string(), nullable=False),
+    pa.field("ref_id", pa.string(), nullable=False),
+    pa.field("origin", pa.string(), nullable=False),
+    pa.field("stage", pa.string(), nullable=False),
+    pa.field("kept", pa.bool_(), nullable=False),
+    pa.field("reason", pa.string(), nullable=False),
+    pa.field("group_id", pa.int64(), nullable=False),
+    pa.field("group_size", pa.int32(), nullable=False),
+    pa.field("detail", pa.string()),
+]
+
+REJECT_FIELDS: list[pa.Field] = [
+    pa.field("sample_id", pa.string(), nullable=False),
+    pa.field("path", pa.string(), nullable=False),
+    pa.field("stage", pa.string(), nullable=False),
+    pa.field("reason", pa.string(), nullable=False),
+    pa.field("message", pa.string(), nullable=False),
+]
+
+ORIGINS = ("original", "upsampled")
+LABEL_KINDS = ("human", "pseudo")
+
+# Known format versions per format name. A reader refuses any other version.
+FORMAT_VERSIONS: dict[str, int] = {
+    "corpus": 1,
+    "embeddings": 1,
+    "manifest": 1,
+    "decisions": 1,
+    "rejects": 1,
+}
+
+FIELDS_BY_FORMAT: dict[str, list[pa.Field]] = {
+    "corpus": CORPUS_FIELDS,
+    "manifest": MANIFEST_FIELDS,
+    "decisions": DECISION_FIELDS,
+    "rejects": REJECT_FIELDS,
+}
+
+
+def arrow_schema(fmt: str) -> pa.Schema:
+    return pa.schema(FIELDS_BY_FORMAT[fmt])
+
+
+def embeddings_schema(dim: int, dtype: str = "float32") -> pa.Schema:
+    value = {"float32": pa.float32(), "float16": pa.float16()}[dtype]
+    return pa.schema(
+        [
+            pa.field("sample_id", pa.string(), nullable=False),
+            pa.field("embedding", pa.list_(value, dim), nullable=False),
+        ]
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Metadata
+
+
+def make_metadata(
+    fmt: str,
+    *,
+    params: Mapping[str, Any] | None = None,
+    seed: int | None = None,
+    inputs: Mapping[str, Any] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The ``curate`` metadata object for a new table of format ``fmt``."""
+    meta: dict[str, Any] = {
+        "format": fmt,
+        "format_version": FORMAT_VERSIONS[fmt],
+        "curate_version": __version__,
+        "command": command_line(),
+        "params": dict(params or {}),
+        "seed": seed,
+        "inputs": dict(inputs or {}),
+    }
+    meta.update(extra)
+    return meta
+
+
+def _encode_metadata(meta: Mapping[str, Any]) -> bytes:
+    return json.dumps(meta, sort_keys=True, separators=(",", ":"), default=_json_default).encode()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot store {type(value).__name__} in table metadata")
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``curate`` metadata of a Parquet file, checked for a known format version."""
+    try:
+        schema = pq.read_schema(path)
+    except FileNotFoundError:
+        raise TableError(f"{path}: no such file") from None
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise TableError(f"{path}: not a readable Parquet file ({exc})") from None
+    return _metadata_from_schema(schema, path)
+
+
+def _metadata_from_schema(schema: pa.Schema, path: Any) -> dict[str, Any]:
+    raw = (schema.metadata or {}).get(METADATA_KEY)
+    if raw is None:
+        raise TableError(f"{path}: no '{METADATA_KEY.decode()}' metadata; not written by curate")
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise TableError(f"{path}: '{METADATA_KEY.decode()}' metadata is not JSON ({exc})") from None
+    fmt = meta.get("format")
+    if fmt not in FORMAT_VERSIONS:
+        raise TableError(f"{path}: unknown table format {fmt!r}")
+    version = meta.get("format_version")
+    if version != FORMAT_VERSIONS[fmt]:
+        raise TableError(
+            f"{path}: {fmt} format version {version!r} is not supported "
+            f"(this curate {__version__} reads version {FORMAT_VERSIONS[fmt]})"
+        )
+    return meta
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+
+
+def write_parquet(
+    table: pa.Table,
+    path: str | os.PathLike[str],
+    meta: Mapping[str, Any],
+    *,
+    extra_metadata: Mapping[bytes, bytes] | None = None,
+) -> Path:
+    """Write ``table`` atomically with ``meta`` under the ``curate`` key. Deterministic bytes."""
+    kv = {METADATA_KEY: _encode_metadata(meta)}
+    kv.update(extra_metadata or {})
+    table = table.replace_schema_metadata(kv)
+    final = Path(path)
+    with atomic_path(final) as tmp:
+        pq.write_table(
+            table,
+            tmp,
+            compression="zstd",
+            row_group_size=65536,
+            use_dictionary=True,
+            write_statistics=True,
+        )
+    return final
+
+
+def to_table(df: pd.DataFrame, fmt: str) -> pa.Table:
+    """Convert a DataFrame to the exact Arrow schema of ``fmt``; missing nullable columns -> null."""
+    schema = arrow_schema(fmt)
+    columns = []
+    n = len(df)
+    for field in schema:
+        if field.name in df.columns:
+            values = df[field.name]
+            try:
+                arr = pa.array(_plain_values(values, field.type), type=field.type, from_pandas=True)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
+                raise TableError(f"column {field.name!r}: cannot store as {field.type} ({exc})") from None
+        elif field.nullable:
+            arr = pa.nulls(n, type=field.type)
+        else:
+            raise TableError(f"{fmt} table is missing required column {field.name!r}")
+        columns.append(arr)
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _plain_values(values: pd.Series, typ: pa.DataType) -> Any:
+    if pa.types.is_list(typ):
+        return [None if v is None or (isinstance(v, float) and math.isnan(v)) else list(v) for v in values]
+    if pa.types.is_integer(typ) or pa.types.is_boolean(typ):
+        # Nullable integers arrive as floats with NaN from pandas; keep them as Python objects.
+        return [None if pd.isna(v) else v for v in values.astype(object)]
+    return values
+
+
+def write_table(
+    df: pd.DataFrame | pa.Table,
+    path: str | os.PathLike[str],
+    fmt: str,
+    meta: Mapping[str, Any],
+    *,
+    sort: bool = True,
+    extra_metadata: Mapping[bytes, bytes] | None = None,
+) -> Path:
+    """Validate and write a corpus / manifest / decisions / rejects table.
+
+    Rows are sorted by ``sample_id`` (``sort=True``) so that row order never depends on directory
+    listing or worker order.
+    """
+    table = df if isinstance(df, pa.Table) else to_table(df, fmt)
+    table = table.select([f.name for f in arrow_schema(fmt)]).cast(arrow_schema(fmt))
+    if sort and table.num_rows:
+        table = table.sort_by([("sample_id", "ascending")])
+    validate_table(table, fmt, str(path), meta)
+    return write_parquet(table, path, meta, extra_metadata=extra_metadata)
+
+
+# --------------------------------------------------------------------------------------------
+# Reading and validation
+
+
+def read_table(
+    path: str | os.PathLike[str], fmt: str | Sequence[str]
+) -> tuple[pa.Table, dict[str, Any]]:
+    """Read and validate a table of format ``fmt`` (or one of several). Returns (table, metadata)."""
+    wanted = (fmt,) if isinstance(fmt, str) else tuple(fmt)
+    meta = read_metadata(path)
+    if meta["format"] not in wanted:
+        raise TableError(f"{path}: is a {meta['format']} table, expected {' or '.join(wanted)}")
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise TableError(f"{path}: cannot read ({exc})") from None
+    table = conform(table, meta["format"], str(path))
+    validate_table(table, meta["format"], str(path), meta)
+    return table, meta
+
+
+def read_frame(path: str | os.PathLike[str], fmt: str | Sequence[str]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Like :func:`read_table`, as a pandas DataFrame with nullable dtypes."""
+    table, meta = read_table(path, fmt)
+    return table_to_frame(table), meta
+
+
+def read_corpus(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    return read_frame(path, "corpus")
+
+
+def read_manifest(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    return read_frame(path, "manifest")
+
+
+def table_to_frame(table: pa.Table) -> pd.DataFrame:
+    """Arrow -> pandas keeping integer columns with nulls as nullable integers."""
+    return table.to_pandas(types_mapper=_nullable_types, maps_as_pydicts="strict")
+
+
+def _nullable_types(typ: pa.DataType) -> Any:
+    mapping = {
+        pa.int8(): pd.Int8Dtype(),
+        pa.int16(): pd.Int16Dtype(),
+        pa.int32(): pd.Int32Dtype(),
+        pa.int64(): pd.Int64Dtype(),
+        pa.bool_(): pd.BooleanDtype(),
+    }
+    return mapping.get(typ)
+
+
+def conform(table: pa.Table, fmt: str, where: str) -> pa.Table:
+    """Check columns exist and cast them to the format's types when that loses nothing."""
+    schema = arrow_schema(fmt)
+    missing = [f.name for f in schema if f.name not in table.column_names]
+    if missing:
+        raise TableError(f"{where}: missing column(s) {', '.join(repr(m) for m in missing)} for a {fmt} table")
+    columns = []
+    for field in schema:
+        col = table.column(field.name)
+        if not col.type.equals(field.type):
+            try:
+                col = col.cast(field.type, safe=True)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise TableError(
+                    f"{where}: column {field.name!r} has type {table.column(field.name).type}, "
+                    f"expected {field.type} ({exc})"
+                ) from None
+        columns.append(col)
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _first_row(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
+def validate_table(table: pa.Table, fmt: str, where: str, meta: Mapping[str, Any] | None = None) -> None:
+    """Refuse a table that breaks the format's rules; the message names the first bad row."""
+    for field in arrow_schema(fmt):
+        if not field.nullable and table.column(field.name).null_count:
+            row = _first_row(np.asarray(table.column(field.name).is_null()))
+            raise TableError(f"{where}: row {row}: column {field.name!r} is null but is required")
+    ids = table.column("sample_id").to_numpy(zero_copy_only=False)
+    if fmt != "rejects":
+        _check_unique(ids, where)
+    if fmt in ("corpus", "manifest"):
+        _validate_corpus_columns(table, ids, where)
+    if fmt == "manifest":
+        _validate_manifest_columns(table, ids, where, meta)
+    if fmt == "decisions":
+        origins = np.asarray(table.column("origin").to_numpy(zero_copy_only=False), dtype=object)
+        bad = ~np.isin(origins, ORIGINS)
+        if bad.any():
+            row = _first_row(bad)
+            raise TableError(f"{where}: row {row} ({ids[row]}): origin {origins[row]!r} is not one of {ORIGINS}")
+
+
+def _check_unique(ids: np.ndarray, where: str) -> None:
+    uniq, first, counts = np.unique(ids.astype(str), return_index=True, return_counts=True)
+    if (counts > 1).any():
+        dup = uniq[counts > 1][0]
+        rows = np.flatnonzero(ids.astype(str) == dup)[:3].tolist()
+        raise TableError(f"{where}: duplicate sample_id {dup!r} (rows {rows})")
+
+
+def _validate_corpus_columns(table: pa.Table, ids: np.ndarray, where: str) -> None:
+    for row, path in enumerate(table.column("path").to_pylist()):
+        try:
+            normal = safe_relative_path(path)
+        except ValueError as exc:
+            raise TableError(f"{where}: row {row} ({ids[row]}): {exc}") from None
+        if normal != path:
+            raise TableError(
+                f"{where}: row {row} ({ids[row]}): path {path!r} is not normalised (expected {normal!r})"
+            )
+    for name in ("score", "score_raw"):
+        values = table.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
+        present = ~np.isnan(values) & ~np.asarray(table.column(name).is_null())
+        # nulls come through as NaN; a NaN that is not null is stored as a value and is bad.
+        stored_nan = np.isnan(values) & ~np.asarray(table.column(name).is_null())
+        if stored_nan.any() or np.isinf(values).any():
+            row = _first_row(stored_nan | np.isinf(values))
+            raise TableError(f"{where}: row {row} ({ids[row]}): {name} is {values[row]} (NaN/inf not allowed)")
+        if name == "score" and present.any():
+            out = present & ((values < SCORE_MIN - 1e-4) | (values > SCORE_MAX + 1e-4))
+            if out.any():
+                row = _first_row(out)
+                raise TableError(
+                    f"{where}: row {row} ({ids[row]}): score {values[row]} is outside 0-10 "
+                    "(scores are normalised to 0-10, higher = better)"
+                )
+    level = table.column("level").to_numpy(zero_copy_only=False)
+    level_f = np.asarray(pd.array(level, dtype="Float64").to_numpy(na_value=np.nan), dtype=float)
+    bad = ~np.isnan(level_f) & (level_f < 1)
+    if bad.any():
+        row = _first_row(bad)
+        raise TableError(f"{where}: row {row} ({ids[row]}): level {int(level_f[row])} must be >= 1")
+
+
+def _validate_manifest_columns(table: pa.Table, ids: np.ndarray, where: str, meta: Mapping[str, Any] | None) -> None:
+    origins = np.asarray(table.column("origin").to_numpy(zero_copy_only=False), dtype=object)
+    kinds = np.asarray(table.column("label_kind").to_numpy(zero_copy_only=False), dtype=object)
+    for name, values, allowed in (("origin", origins, ORIGINS), ("label_kind", kinds, LABEL_KINDS)):
+        bad = ~np.isin(values, allowed)
+        if bad.any():
+            row = _first_row(bad)
+            raise TableError(f"{where}: row {row} ({ids[row]}): {name} {values[row]!r} is not one of {allowed}")
+    refs = table.column("pseudo_refs").to_pylist()
+    weights = table.column("pseudo_weights").to_pylist()
+    for row, (kind, r, w) in enumerate(zip(kinds, refs, weights)):
+        if kind == "pseudo":
+            if not r or w is None or len(r) != len(w):
+                raise TableError(
+                    f"{where}: row {row} ({ids[row]}): a pseudo label needs pseudo_refs and "
+                    "pseudo_weights of equal, non-zero length"
+                )
+    scores = table.column("score")
+    if scores.null_count:
+        row = _first_row(np.asarray(scores.is_null()))
+        raise TableError(f"{where}: row {row} ({ids[row]}): a manifest row has no score")
+    if meta is not None:
+        roots = meta.get("roots")
+        if not isinstance(roots, Mapping):
+            raise TableError(f"{where}: manifest metadata has no 'roots' mapping (source -> image root)")
+        sources = set(table.column("source").to_pylist())
+        missing = sorted(sources - set(roots))
+        if missing:
+            raise TableError(f"{where}: manifest metadata 'roots' has no root for source(s) {missing}")
+
+
+# --------------------------------------------------------------------------------------------
+# Embeddings: a folder of Parquet shards, joined to tables by sample_id.
+
+EMBEDDING_SHARD_GLOB = "part-*.parquet"
+
+
+class Embeddings:
+    """Embeddings loaded from a folder: ``ids`` (str array), ``vectors`` (float32 [n, dim]), ``meta``."""
+
+    def __init__(self, ids: np.ndarray, vectors: np.ndarray, meta: dict[str, Any], where: str) -> None:
+        self.ids = ids
+        self.vectors = vectors
+        self.meta = meta
+        self.where = where
+        self._index: dict[str, int] | None = None
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+    @property
+    def encoder(self) -> dict[str, Any]:
+        return dict(self.meta.get("encoder", {}))
+
+    def index(self) -> dict[str, int]:
+        if self._index is None:
+            self._index = {sid: i for i, sid in enumerate(self.ids.tolist())}
+        return self._index
+
+    def take(self, sample_ids: Sequence[str] | np.ndarray, *, what: str = "corpus") -> np.ndarray:
+        """Vectors for ``sample_ids`` in that order; refuse if any is missing."""
+        index = self.index()
+        rows = np.fromiter((index.get(s, -1) for s in sample_ids), dtype=np.int64, count=len(sample_ids))
+        if (rows < 0).any():
+            missing = [s for s, r in zip(sample_ids, rows) if r < 0]
+            raise TableError(
+                f"{self.where}: embeddings do not cover the {what}: {len(missing)} sample(s) missing, "
+                f"e.g. {missing[:3]} (run 'curate embed' on it)"
+            )
+        return self.vectors[rows]
+
+
+def embedding_shards(directory: str | os.PathLike[str]) -> list[Path]:
+    return sorted(Path(directory).glob(EMBEDDING_SHARD_GLOB))
+
+
+def read_embeddings(directory: str | os.PathLike[str]) -> Embeddings:
+    """Read every shard of an embeddings folder; refuse mixed encoders/dims and duplicate ids."""
+    where = str(directory)
+    if not Path(directory).is_dir():
+        raise TableError(f"{where}: embeddings folder does not exist")
+    shards = embedding_shards(directory)
+    if not shards:
+        raise TableError(f"{where}: no embedding shards ({EMBEDDING_SHARD_GLOB}) in this folder")
+    ids: list[np.ndarray] = []
+    vecs: list[np.ndarray] = []
+    first_meta: dict[str, Any] | None = None
+    for shard in shards:
+        meta = read_metadata(shard)
+        if meta["format"] != "embeddings":
+            raise TableError(f"{shard}: is a {meta['format']} table, expected embeddings")
+        if first_meta is None:
+            first_meta = meta
+        elif meta.get("encoder") != first_meta.get("encoder") or meta.get("dim") != first_meta.get("dim"):
+            raise TableError(
+                f"{shard}: encoder or dim differs from {shards[0].name} "
+                f"({meta.get('encoder', {}).get('name')}/{meta.get('dim')} vs "
+                f"{first_meta.get('encoder', {}).get('name')}/{first_meta.get('dim')}); "
+                "one folder holds one encoder's embeddings"
+            )
+        table = pq.read_table(shard)
+        if "sample_id" not in table.column_names or "embedding" not in table.column_names:
+            raise TableError(f"{shard}: embeddings need columns 'sample_id' and 'embedding'")
+        col = table.column("embedding").combine_chunks()
+        if not pa.types.is_fixed_size_list(col.type):
+            raise TableError(f"{shard}: column 'embedding' must be fixed_size_list, got {col.type}")
+        dim = col.type.list_size
+        if first_meta.get("dim") is not None and dim != first_meta["dim"]:
+            raise TableError(f"{shard}: embedding dim {dim} but metadata says {first_meta['dim']}")
+        flat = col.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+        vecs.append(flat.reshape(-1, dim))
+        ids.append(np.asarray(table.column("sample_id").to_numpy(zero_copy_only=False), dtype=object))
+    assert first_meta is not None
+    all_ids = np.concatenate(ids) if ids else np.array([], dtype=object)
+    vectors = np.concatenate(vecs) if vecs else np.zeros((0, 0), np.float32)
+    _check_unique(all_ids, where)
+    if not np.isfinite(vectors).all():
+        raise TableError(f"{where}: embeddings contain NaN or inf")
+    norms = np.linalg.norm(vectors, axis=1)
+    tol = 1e-2 if first_meta.get("dtype") == "float16" else 1e-3
+    if len(norms) and np.abs(norms - 1).max() > tol:
+        row = int(np.argmax(np.abs(norms - 1)))
+        raise TableError(f"{where}: embedding of {all_ids[row]!r} has norm {norms[row]:.4f}; expected L2-normalised")
+    return Embeddings(all_ids, np.ascontiguousarray(vectors, dtype=np.float32), first_meta, where)
+
+
+def same_encoder(a: Embeddings, b: Embeddings) -> None:
+    """Refuse to compare embeddings from different encoders or dims."""
+    if a.dim != b.dim or a.encoder != b.encoder:
+        raise TableError(
+            f"{b.where}: embeddings were made by a different encoder or dim than {a.where} "
+            f"({b.encoder.get('name')}/{b.dim} vs {a.encoder.get('name')}/{a.dim}); embed both with one encoder"
+        )
