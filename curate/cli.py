@@ -61,6 +61,85 @@ def main() -> None:
 # ---- ingest / validate -----------------------------------------------------------------------
 
 
+def _format_list() -> str:
+    from curate.corpus import READERS
+
+    return "\n".join(f"  {name:<10} {reader.summary}" for name, reader in READERS.items())
+
+
+class _IngestCommand(click.Command):
+    """Lists the formats (from the reader registry) at the end of ``--help``."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write_paragraph()
+        formatter.write_text("Formats (layouts: manifests/FORMATS.md):")
+        with formatter.indentation():
+            for line in _format_list().splitlines():
+                formatter.write(line.rstrip() + "\n")
+
+
+def _format_names() -> list[str]:
+    from curate.corpus import READERS
+
+    return list(READERS)
+
+
+@cli.command("ingest", cls=_IngestCommand)
+@click.argument("fmt", metavar="FORMAT", type=click.Choice(_format_names()))
+@click.argument("root", type=click.Path(file_okay=False, path_type=str))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Corpus Parquet file to write.")
+@click.option("--source", help="Id prefix and source name (default: the format; csv/folder: ROOT's name).")
+@click.option("--labels", help="Label file to read instead of the format's default (relative to ROOT or absolute).")
+@click.option("--images", help="Image folder under ROOT (koniq10k, livec, spaq).")
+@click.option("--path-column", help="csv: column with image paths relative to ROOT (default: path).")
+@click.option("--score-column", help="csv: column with the raw score.")
+@click.option("--ref-column", help="csv: column naming each row's reference (image path or content name).")
+@click.option("--distortion-column", help="csv: column with integer distortion codes.")
+@click.option("--level-column", help="csv: column with integer levels (>= 1).")
+@click.option("--split-column", help="csv: column with the split (train/val/test).")
+@click.option("--lower-is-better", is_flag=True, help="csv: the score is DMOS-like (flipped when normalised).")
+def ingest_command(fmt: str, root: str, output: str, **options: Any) -> None:
+    """Turn dataset ROOT, laid out in native FORMAT, into a corpus table (scores normalised to 0-10)."""
+    from curate.corpus import ReaderOptions, ingest
+
+    if fmt == "csv" and not options.get("labels"):
+        raise click.UsageError("format csv needs --labels FILE")
+    result = ingest(fmt, root, output, ReaderOptions(**options))
+    frame = result.frame
+    norm = result.meta["score_normalization"]
+    scored = int(frame["score_raw"].notna().sum())
+    click.echo(
+        f"wrote {result.path}: {len(frame)} images, {int(frame['is_reference'].sum())} references, "
+        f"{frame['ref_id'].nunique()} contents, {scored} scored"
+    )
+    if norm["method"] != "none":
+        direction = "higher" if norm["higher_is_better"] else "lower (flipped)"
+        click.echo(f"scores: raw {norm['raw_min']:.6g} - {norm['raw_max']:.6g}, {direction} = better -> 0-10")
+
+
+@cli.command("validate")
+@click.argument("path", type=click.Path(exists=True, path_type=str))
+@click.option("--check-files", is_flag=True, help="Open every image of a corpus/manifest; exit 1 if any fails.")
+@click.option("--workers", type=click.IntRange(min=1), help="Threads for --check-files (default: up to 8).")
+@click.option("--rejects", type=click.Path(dir_okay=False), help="With --check-files: write failures as a rejects table.")
+def validate_command(path: str, check_files: bool, workers: int | None, rejects: str | None) -> None:
+    """Check a corpus, manifest, decisions or rejects table, or an embeddings folder, and summarise it."""
+    from curate.validate import validate
+
+    if rejects and not check_files:
+        raise click.UsageError("--rejects needs --check-files")
+    report = validate(path, check_files=check_files, workers=workers, rejects=rejects)
+    for line in report.lines():
+        click.echo(line)
+    if report.failures:
+        for failure in report.failures[:20]:
+            click.echo(f"  {failure.sample_id}: {failure.message}", err=True)
+        more = len(report.failures) - 20
+        if more > 0:
+            click.echo(f"  ... and {more} more", err=True)
+        raise CurateError(f"{path}: {len(report.failures)} of {report.checked_files} images failed to open")
+
+
 # ---- synthesize / demo corpus ------------------------------------------------------------------
 
 
