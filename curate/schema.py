@@ -364,7 +364,7 @@ def validate_table(table: pa.Table, fmt: str, where: str, meta: Mapping[str, Any
 def _check_unique(ids: np.ndarray, where: str) -> None:
     uniq, first, counts = np.unique(ids.astype(str), return_index=True, return_counts=True)
     if (counts > 1).any():
-        dup = uniq[counts > 1][0]
+        dup = str(uniq[counts > 1][0])  # a plain str, so the message reads 'x' not np.str_('x')
         rows = np.flatnonzero(ids.astype(str) == dup)[:3].tolist()
         raise TableError(f"{where}: duplicate sample_id {dup!r} (rows {rows})")
 
