@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import iqa_fakes as fakes
 import pandas as pd
 import pytest
 import scipy.io
 from click.testing import CliRunner
 
-import iqa_fakes as fakes
 from curate.cli import cli
 
 

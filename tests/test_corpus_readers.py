@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import iqa_fakes as fakes
 import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-import iqa_fakes as fakes
 from curate import schema
 from curate.cli import cli
 

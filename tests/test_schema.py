@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import iqa_fakes as fakes
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -11,7 +12,6 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-import iqa_fakes as fakes
 from curate import schema
 from curate.cli import cli
 from curate.errors import TableError

@@ -6,11 +6,11 @@ import importlib.util
 import json
 from pathlib import Path
 
+import iqa_fakes as fakes
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-import iqa_fakes as fakes
 from curate import schema
 from curate.cli import cli
 
