@@ -54,6 +54,7 @@ def test_kadis700k_refs_and_generated(tmp_path):
         "kadis700k/abandoned-boat-1622316", 3, 4, "dist_imgs/abandoned-boat-1622316_03_04.bmp")
     assert df.score.isna().all() and meta["score_normalization"]["method"] == "none"
     assert meta["reader"]["kadis_distorted_images"] == 5 and meta["reader"]["kadis_incomplete_refs"] == 0
+    assert meta["reader"]["kadis_ignored_files"] == 0
 
 
 def test_kadis700k_without_generated_images(tmp_path):

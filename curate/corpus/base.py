@@ -122,15 +122,16 @@ class FileIndex:
         self.by_name: dict[str, str] = {}
         self.ambiguous: dict[str, list[str]] = {}
         prefix = f"{self.folder}/" if self.folder else ""
+        by_name, ambiguous = self.by_name, self.ambiguous
         for rel in walk_files(base, recursive):
-            if images_only and os.path.splitext(rel)[1].lower() not in IMAGE_EXTENSIONS:
+            key = rel.rpartition("/")[2].lower()
+            if images_only and key[key.rfind("."):] not in IMAGE_EXTENSIONS:
                 continue
-            key = rel.rsplit("/", 1)[-1].lower()
             full = prefix + rel
-            if key in self.by_name:
-                self.ambiguous.setdefault(key, [self.by_name[key]]).append(full)
+            if key in by_name:
+                ambiguous.setdefault(key, [by_name[key]]).append(full)
             else:
-                self.by_name[key] = full
+                by_name[key] = full
 
     def __len__(self) -> int:
         return len(self.by_name)
@@ -308,8 +309,10 @@ def line_labels(n: int, first_line: int = 2) -> list[str]:
 
 
 def stem(name: str) -> str:
-    base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    return os.path.splitext(base)[0]
+    """File name without folder and extension (``a/b.c.png`` -> ``b.c``)."""
+    base = name.replace("\\", "/").rpartition("/")[2]
+    head, dot, _ = base.rpartition(".")
+    return head if dot and head else base
 
 
 def without_extension(path: str) -> str:

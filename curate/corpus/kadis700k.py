@@ -11,7 +11,8 @@ Expected layout (the ``kadis700k.zip`` archive, unpacked)::
 
 Every reference listed in the CSV must be in ``ref_imgs/``. Distorted images are ingested when
 present (any ``{stem}_{tt}_{ll}`` image in ``dist_imgs/`` whose stem is a listed reference); a
-reference whose five levels are not all there is counted in metadata (``kadis_incomplete_refs``).
+reference whose five levels are not all there is counted in metadata (``kadis_incomplete_refs``), and
+so are images in ``dist_imgs/`` that match no listed reference (``kadis_ignored_files``).
 KADIS-700k has no human scores, so ``score`` is null throughout.
 """
 
@@ -70,8 +71,10 @@ def read(root: Path, options: ReaderOptions) -> Ingested:
     frames = [references]
     if (root / "dist_imgs").is_dir():
         dist_index = FileIndex(root, "dist_imgs")
-        dist = _distorted_rows(dist_index.paths(), set(ref_stems), source)
+        listed = dist_index.paths()
+        dist = _distorted_rows(listed, set(ref_stems), source)
         frames.append(dist)
+        facts["kadis_ignored_files"] = len(listed) - len(dist)
         inputs["dist_imgs/"] = dist_index.listing_fingerprint()
         per_ref = dist["ref_id"].value_counts()
         facts["kadis_distorted_images"] = int(len(dist))
