@@ -163,3 +163,25 @@ def test_option_the_format_does_not_take(tmp_path):
 def test_csv_without_labels_is_usage_error(tmp_path):
     result = CliRunner().invoke(cli, ["ingest", "csv", str(tmp_path), "-o", str(tmp_path / "c.parquet")])
     assert result.exit_code == 2 and "--labels" in result.output
+
+
+def test_source_must_be_a_plain_name(tmp_path):
+    root = fakes.kadid10k(tmp_path)
+    assert "--source" in fails(tmp_path, "kadid10k", str(root), "--source", "a/b")
+
+
+def test_csiq_sheet_without_header(tmp_path):
+    root = fakes.csiq(tmp_path)
+    pd.DataFrame([["image", "dmos"], [1600, 0.1]]).to_excel(root / "csiq.DMOS.xlsx", header=False, index=False)
+    message = fails(tmp_path, "csiq", str(root))
+    assert "csiq.DMOS.xlsx" in message and "dst_idx" in message
+
+
+def test_bid_unreadable_xls_goes_through_xlrd(tmp_path):
+    # No .xls writer is installed, so a real DatabaseGrades.xls cannot be made here; a corrupt one
+    # at least shows that .xls files are routed to the xlrd engine and fail with a clear message.
+    root = fakes.bid(tmp_path)
+    (root / "DatabaseGrades.xlsx").unlink()
+    (root / "DatabaseGrades.xls").write_bytes(b"not a workbook")
+    message = fails(tmp_path, "bid", str(root))
+    assert "DatabaseGrades.xls" in message and "cannot read spreadsheet" in message

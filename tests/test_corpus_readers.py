@@ -201,3 +201,10 @@ def test_folder(tmp_path):
     assert df.is_reference.all() and (df.ref_id == df.sample_id).all() and df.score.isna().all()
     assert df.loc["pool/sub/y", "path"] == "sub/y.PNG"
     assert meta["inputs"]["./"]["files"] == 3
+
+
+def test_source_option_renames_ids(tmp_path):
+    root = fakes.kadid10k(tmp_path)
+    df, meta = ingest("kadid10k", root, tmp_path, "--source", "kadid-a")
+    assert "kadid-a/I01_01_01" in df.index and df.loc["kadid-a/I01_01_01", "ref_id"] == "kadid-a/I01"
+    assert meta["source"] == "kadid-a" and meta["params"]["source"] == "kadid-a"

@@ -31,7 +31,7 @@ from curate.corpus import (
     tid2013,
     user_csv,
 )
-from curate.corpus.base import Ingested, IngestError, merged_params, normalise_scores
+from curate.corpus.base import Ingested, IngestError, merged_params, normalise_scores, source_name
 from curate.corpus.options import ReaderOptions
 
 
@@ -96,6 +96,8 @@ def build_corpus(fmt: str, root: str | os.PathLike[str], options: ReaderOptions 
     if unused:
         names = ", ".join("--" + u.replace("_", "-") for u in unused)
         raise IngestError(f"format {fmt} does not take {names}")
+    if options.source is not None and source_name(options.source) != options.source:
+        raise IngestError(f"--source {options.source!r}: use letters, digits, '.', '_' or '-' only")
     result = reader.read(Path(root), options)
     rows = result.rows
     if rows.empty:

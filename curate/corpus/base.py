@@ -237,10 +237,12 @@ def read_spreadsheet(path: Path, sheet: str | int | None = None) -> dict[str, pd
     try:
         if suffix == ".csv":
             return {"csv": pd.read_csv(path, header=None, dtype=object)}
-        engine = {".xls": "xlrd", ".xlsx": "openpyxl", ".xlsm": "openpyxl"}.get(suffix)
-        if engine is None:
+        if suffix == ".xls":
+            sheets = _read_xls(path, sheet)
+        elif suffix in (".xlsx", ".xlsm"):
+            sheets = pd.read_excel(path, sheet_name=sheet, header=None, engine="openpyxl")
+        else:
             raise IngestError(f"{path}: not a spreadsheet (.xls, .xlsx or .csv)")
-        sheets = pd.read_excel(path, sheet_name=sheet if sheet is not None else None, header=None, engine=engine)
     except IngestError:
         raise
     except Exception as exc:  # the spreadsheet libraries raise many types on corrupt files
@@ -248,6 +250,25 @@ def read_spreadsheet(path: Path, sheet: str | int | None = None) -> dict[str, pd
     if isinstance(sheets, pd.DataFrame):
         return {str(sheet): sheets}
     return {str(k): v for k, v in sheets.items()}
+
+
+def _read_xls(path: Path, sheet: str | int | None) -> dict[str, pd.DataFrame]:
+    """Legacy Excel (.xls) through xlrd directly (pandas is retiring its xlrd engine)."""
+    import xlrd
+
+    book = xlrd.open_workbook(str(path), on_demand=True)
+    try:
+        names = book.sheet_names()
+        if sheet is not None:
+            names = [names[sheet]] if isinstance(sheet, int) else [sheet]
+        out = {}
+        for name in names:
+            table = book.sheet_by_name(name)
+            rows = [[None if v == "" else v for v in table.row_values(r)] for r in range(table.nrows)]
+            out[name] = pd.DataFrame(rows)
+        return out
+    finally:
+        book.release_resources()
 
 
 def header_table(raw: pd.DataFrame, wanted: Sequence[str], where: str, scan_rows: int = 10) -> tuple[pd.DataFrame, int]:

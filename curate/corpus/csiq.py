@@ -51,9 +51,21 @@ def read(root: Path, options: ReaderOptions) -> Ingested:
     source = options.source or "csiq"
     labels = require_file(root, options.label_path(root, "csiq.DMOS.xlsx"), "label file csiq.DMOS.xlsx")
     sheets = read_spreadsheet(labels)
-    name = SHEET if SHEET in sheets else next(iter(sheets))
+    # The DMOS sheet is 'all_by_image'; a re-saved copy may rename it, so fall back to the first
+    # sheet that has the header.
+    order = [SHEET] if SHEET in sheets else []
+    order += [n for n in sheets if n != SHEET]
+    found = None
+    for name in order:
+        try:
+            found = name, *header_table(sheets[name], COLUMNS, f"{labels} (sheet {name!r})")
+            break
+        except IngestError:
+            continue
+    if found is None:
+        raise IngestError(f"{labels}: no sheet has a header row with {', '.join(COLUMNS)}")
+    name, table, header_row = found
     where = f"{labels} (sheet {name!r})"
-    table, header_row = header_table(sheets[name], COLUMNS, where)
     rows = [f"row {header_row + 1 + i}" for i in range(len(table))]
     if table.empty:
         raise IngestError(f"{where}: has no rows")
