@@ -187,6 +187,13 @@ def test_user_csv_mapping(tmp_path):
     assert meta["params"]["lower_is_better"] is True and meta["score_normalization"]["higher_is_better"] is False
 
 
+def test_user_csv_empty_score_cell_is_unscored(tmp_path):
+    root = fakes.user_csv(tmp_path)
+    pd.DataFrame({"path": ["dist/a_1.png", "refs/a.png"], "mos": ["3.5", ""]}).to_csv(root / "s.csv", index=False)
+    df, _ = ingest("csv", root, tmp_path, "--labels", "s.csv", "--score-column", "mos")
+    assert pd.isna(df.loc["mydata/refs/a", "score"]) and df.loc["mydata/dist/a_1", "score"] == pytest.approx(5.0)
+
+
 def test_user_csv_minimal_each_image_its_own_content(tmp_path):
     root = fakes.user_csv(tmp_path)
     df, _ = ingest("csv", root, tmp_path, "--labels", str(root / "labels.csv"), "--path-column", "file")

@@ -129,3 +129,17 @@ def test_examples_obey_the_json_schemas(examples):
     bad = schema.read_table(examples["corpus"], "corpus")[0].to_pylist()[0] | {"path": "../x.png"}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, tables["$defs"]["corpus"])
+
+
+def test_check_files_on_a_manifest_uses_the_root_of_each_source(tmp_path):
+    tool = load_examples_tool()
+    manifest = tool.manifest_frame(tool.corpus_frame())
+    roots = {"kadid10k": tmp_path / "kadid", "pool": tmp_path / "pool"}
+    for src, rel in zip(manifest.source, manifest.path, strict=True):
+        fakes.image(roots[src] / rel)
+    meta = schema.make_metadata("manifest", roots={k: str(v) for k, v in roots.items()})
+    path = schema.write_table(manifest, tmp_path / "m.parquet", "manifest", meta)
+    assert run("validate", str(path), "--check-files").exit_code == 0
+    (roots["pool"] / "dist" / "cat_01_03.png").unlink()
+    bad = run("validate", str(path), "--check-files")
+    assert bad.exit_code == 1 and "pool/cat_01_03: missing" in bad.stderr

@@ -6,7 +6,8 @@
   absolute). The CSV has a header row.
 * ``--path-column`` (default ``path``): image path relative to ROOT; absolute paths and paths that
   leave ROOT are refused. Every listed image must exist (ROOT is listed once, not stat-ed per row).
-* ``--score-column`` (optional): the raw score; ``--lower-is-better`` when it is a DMOS-like value.
+* ``--score-column`` (optional): the raw score (an empty cell = unscored); ``--lower-is-better``
+  when it is a DMOS-like value.
 * ``--ref-column`` (optional): the reference of each row: rows with the same value share a
   ``ref_id``. A value that is the path of an image under ROOT makes that image the reference: its
   row (if listed) has ``is_reference`` true, and if not listed it is added as an unscored reference
@@ -75,7 +76,13 @@ def read(root: Path, options: ReaderOptions) -> Ingested:
 
     scores = None
     if options.score_column:
-        scores = to_float(df[options.score_column].replace("", np.nan), str(labels), options.score_column, rows)
+        # An empty cell means "unscored" (e.g. references); anything else must be a finite number.
+        cells = df[options.score_column].str.strip()
+        present = (cells != "").to_numpy()
+        scores = np.full(len(df), np.nan)
+        if present.any():
+            kept = [r for r, p in zip(rows, present, strict=True) if p]
+            scores[present] = to_float(cells[present].reset_index(drop=True), str(labels), options.score_column, kept)
     distortion = _integers(df, options.distortion_column, labels, rows)
     level = _integers(df, options.level_column, labels, rows)
     split = None
