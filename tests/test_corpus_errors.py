@@ -185,3 +185,11 @@ def test_bid_unreadable_xls_goes_through_xlrd(tmp_path):
     (root / "DatabaseGrades.xls").write_bytes(b"not a workbook")
     message = fails(tmp_path, "bid", str(root))
     assert "DatabaseGrades.xls" in message and "cannot read spreadsheet" in message
+
+
+def test_label_file_listing_an_image_twice(tmp_path):
+    root = fakes.koniq10k(tmp_path, sets=False)
+    df = pd.read_csv(root / "koniq10k_scores_and_distributions.csv")
+    pd.concat([df, df.iloc[[0]]]).to_csv(root / "koniq10k_scores_and_distributions.csv", index=False)
+    message = fails(tmp_path, "koniq10k", str(root))
+    assert "koniq10k/826373" in message and "twice" in message

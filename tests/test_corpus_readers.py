@@ -68,10 +68,11 @@ def test_tid2013_case_quirks(tmp_path):
     fakes.tid2013(tmp_path)
     df, _ = ingest("tid2013", tmp_path / "tid2013", tmp_path)
     assert len(df) == 2 + 4
-    assert df.loc["tid2013/i25", "path"] == "reference_images/i25.bmp"
+    # Ids follow the label text and canonical reference names; paths keep the case on disk.
+    assert df.loc["tid2013/I25", "path"] == "reference_images/i25.bmp"
     assert df.loc["tid2013/I01", "path"] == "reference_images/I01.BMP"
-    row = df.loc["tid2013/I25_24_5"]  # the file on disk is upper-case; the label line is not
-    assert (row.path, row.ref_id, row.distortion, row.level) == ("distorted_images/I25_24_5.BMP", "tid2013/i25", 24, 5)
+    row = df.loc["tid2013/i25_24_5"]
+    assert (row.path, row.ref_id, row.distortion, row.level) == ("distorted_images/I25_24_5.BMP", "tid2013/I25", 24, 5)
     scored = df[df.score_raw.notna()]
     np.testing.assert_allclose(scored.score, minmax(scored.score_raw), atol=1e-4)
 

@@ -102,6 +102,14 @@ def build_corpus(fmt: str, root: str | os.PathLike[str], options: ReaderOptions 
     rows = result.rows
     if rows.empty:
         raise IngestError(f"{result.root}: no images found for format {fmt}")
+    dup = rows["sample_id"].duplicated(keep=False)
+    if dup.any():
+        first = rows.loc[dup, "sample_id"].iloc[0]
+        paths = rows.loc[rows["sample_id"] == first, "path"].tolist()
+        raise IngestError(
+            f"{result.root}: sample id {first!r} is given to {len(paths)} rows ({', '.join(map(repr, paths[:3]))}); "
+            "does the label file list an image twice?"
+        )
     scores, normalization = normalise_scores(rows["score_raw"].to_numpy(dtype=np.float64), result.higher_is_better)
     rows = rows.assign(score=scores)
     sources = sorted(set(rows["source"]))

@@ -63,7 +63,7 @@ def read(root: Path, options: ReaderOptions) -> Ingested:
     names = [_image_name(v) for v in body.iloc[:, image_col]]
     scores = to_float(body.iloc[:, score_col].reset_index(drop=True), where, header[score_col], rows)
     paths = FileIndex(root, recursive=True).resolve(names, label_file=labels, row_labels=rows)
-    ids = [f"{source}/{stem(p)}" for p in paths]
+    ids = [f"{source}/{stem(n)}" for n in names]
     frame = make_rows(source=source, sample_ids=ids, paths=paths, ref_ids=ids, is_reference=False, score_raw=scores)
     return Ingested(
         rows=frame,

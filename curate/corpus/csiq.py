@@ -79,22 +79,23 @@ def read(root: Path, options: ReaderOptions) -> Ingested:
         raise IngestError(f"{where}: {rows[i]}: dst_idx {codes[i]} is not a CSIQ type (1-6)")
 
     paths: list[str | None] = [None] * len(table)
+    names_of: list[str | None] = [None] * len(table)
     for code, (folder, tag) in TYPES.items():
         idx = [i for i in range(len(table)) if codes[i] == code]
         if not idx:
             continue
         names = [f"{images.iloc[i]}.{tag}.{levels[i]}.png" for i in idx]
         found = FileIndex(root, f"dst_imgs/{folder}").resolve(names, label_file=labels, row_labels=[rows[i] for i in idx])
-        for i, p in zip(idx, found, strict=True):
-            paths[i] = p
+        for i, p, n in zip(idx, found, names, strict=True):
+            paths[i], names_of[i] = p, n
     ref_names = sorted(set(images))
     ref_paths = FileIndex(root, "src_imgs").resolve(
         [f"{n}.png" for n in ref_names], label_file=labels, row_labels=[f"image {n!r}" for n in ref_names]
     )
-    ref_id_of = {n: f"{source}/{stem(p)}" for n, p in zip(ref_names, ref_paths, strict=True)}
+    ref_id_of = {n: f"{source}/{n}" for n in ref_names}
     distorted = make_rows(
         source=source,
-        sample_ids=[f"{source}/{stem(p)}" for p in paths],
+        sample_ids=[f"{source}/{stem(n)}" for n in names_of],
         paths=paths,
         ref_ids=[ref_id_of[n] for n in images],
         is_reference=False,

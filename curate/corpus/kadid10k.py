@@ -48,7 +48,9 @@ def read(root: Path, options: ReaderOptions) -> Ingested:
     ref_paths = index.resolve(ref_names, label_file=labels, row_labels=[f"ref_img {n!r}" for n in ref_names])
     scores = to_float(df["dmos"], str(labels), "dmos", rows)
 
-    dist_stems = [stem(p) for p in dist_paths]
+    # Ids come from the label text, not the names on disk, so they do not depend on how the
+    # archive was unpacked (case); paths record the names on disk.
+    dist_stems = [stem(n) for n in df["dist_img"].astype(str)]
     parsed = [NAME_RE.match(s) for s in dist_stems]
     for i, m in enumerate(parsed):
         if m is None:
@@ -65,9 +67,9 @@ def read(root: Path, options: ReaderOptions) -> Ingested:
     )
     references = make_rows(
         source=source,
-        sample_ids=[f"{source}/{stem(p)}" for p in ref_paths],
+        sample_ids=[f"{source}/{stem(n)}" for n in ref_names],
         paths=ref_paths,
-        ref_ids=[f"{source}/{stem(p)}" for p in ref_paths],
+        ref_ids=[f"{source}/{stem(n)}" for n in ref_names],
         is_reference=True,
     )
     return Ingested(

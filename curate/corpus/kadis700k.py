@@ -54,7 +54,7 @@ def read(root: Path, options: ReaderOptions) -> Ingested:
     names = df[ref_col].astype(str).str.strip()
     index = FileIndex(root, "ref_imgs")
     ref_paths = index.resolve(names, label_file=labels, row_labels=rows)
-    ref_stems = [stem(p) for p in ref_paths]
+    ref_stems = [stem(n) for n in names]  # ids from the label text, not the case on disk
     dup = pd.Series(ref_stems).duplicated()
     if dup.any():
         i = int(np.flatnonzero(dup.to_numpy())[0])

@@ -72,7 +72,7 @@ def read(root: Path, options: ReaderOptions) -> Ingested:
         if folder is None:
             raise IngestError(f"{root}: expected image folder 512x384/ or 1024x768/ is missing")
     paths = FileIndex(root, folder).resolve(df["image_name"], label_file=labels, row_labels=rows)
-    ids = [f"{source}/{stem(p)}" for p in paths]
+    ids = [f"{source}/{stem(n)}" for n in df["image_name"]]
     frame = make_rows(
         source=source,
         sample_ids=ids,

@@ -37,7 +37,6 @@ from curate.corpus.base import (
     relative_name,
     require_file,
     stem,
-    without_extension,
 )
 from curate.corpus.options import ReaderOptions
 
@@ -90,10 +89,10 @@ def read(root: Path, options: ReaderOptions) -> Ingested:
     ref_paths = FileIndex(root, "refimgs").resolve(
         ref_names, label_file=names_file, row_labels=[f"refnames_all {n!r}" for n in ref_names]
     )
-    ref_id_of = {n: f"{source}/{stem(p)}" for n, p in zip(ref_names, ref_paths, strict=True)}
+    ref_id_of = {n: f"{source}/{stem(n)}" for n in ref_names}
     distorted = make_rows(
         source=source,
-        sample_ids=[f"{source}/{without_extension(p)}" for p in dist_paths],
+        sample_ids=[f"{source}/{folders[i]}/img{numbers[i]}" for i in keep],
         paths=dist_paths,
         ref_ids=[ref_id_of[refnames[i]] for i in keep],
         is_reference=False,
@@ -102,9 +101,9 @@ def read(root: Path, options: ReaderOptions) -> Ingested:
     )
     references = make_rows(
         source=source,
-        sample_ids=[f"{source}/{stem(p)}" for p in ref_paths],
+        sample_ids=[ref_id_of[n] for n in ref_names],
         paths=ref_paths,
-        ref_ids=[f"{source}/{stem(p)}" for p in ref_paths],
+        ref_ids=[ref_id_of[n] for n in ref_names],
         is_reference=True,
     )
     files = sorted({labels, orgs_file, names_file})

@@ -57,7 +57,7 @@ def read(root: Path, options: ReaderOptions) -> Ingested:
         raise IngestError(f"{mos_file}: {entries[int(bad[0])]}: MOS is not a finite number")
     folder = options.images or "Images"
     paths = FileIndex(root, folder).resolve(names, label_file=names_file, row_labels=entries)
-    ids = [f"{source}/{stem(p)}" for p in paths]
+    ids = [f"{source}/{stem(n)}" for n in names]
     frame = make_rows(source=source, sample_ids=ids, paths=paths, ref_ids=ids, is_reference=False, score_raw=mos)
     return Ingested(
         rows=frame,

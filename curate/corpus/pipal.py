@@ -78,10 +78,10 @@ def read(root: Path, options: ReaderOptions) -> Ingested:
     ref_paths = index.resolve(
         [f"{k}.bmp" for k in ref_keys], label_file=label_dir, row_labels=[f"reference of {k}_*" for k in ref_keys]
     )
-    ref_id_of = {k: f"{source}/{stem(p)}" for k, p in zip(ref_keys, ref_paths, strict=True)}
+    ref_id_of = {k: f"{source}/{k}" for k in ref_keys}
     distorted = make_rows(
         source=source,
-        sample_ids=[f"{source}/{stem(p)}" for p in dist_paths],
+        sample_ids=[f"{source}/{stem(n)}" for n in names],
         paths=dist_paths,
         ref_ids=[ref_id_of[m.group(1)] for m in parsed],
         is_reference=False,

@@ -49,7 +49,7 @@ def read(root: Path, options: ReaderOptions) -> Ingested:
     scores = to_float(table["mos"].reset_index(drop=True), where, "MOS", rows)
     folder = options.images or "TestImage"
     paths = FileIndex(root, folder).resolve(names, label_file=labels, row_labels=rows)
-    ids = [f"{source}/{stem(p)}" for p in paths]
+    ids = [f"{source}/{stem(n)}" for n in names]
     frame = make_rows(source=source, sample_ids=ids, paths=paths, ref_ids=ids, is_reference=False, score_raw=scores)
     return Ingested(
         rows=frame,

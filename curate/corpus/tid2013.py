@@ -67,10 +67,11 @@ def read(root: Path, options: ReaderOptions) -> Ingested:
     ref_numbers = sorted({int(m.group(1)) for m in parsed})
     ref_names = [f"I{n:02d}.bmp" for n in ref_numbers]
     ref_paths = ref_index.resolve(ref_names, label_file=labels, row_labels=[f"reference {n}" for n in ref_names])
-    ref_id_of = {n: f"{source}/{stem(p)}" for n, p in zip(ref_numbers, ref_paths, strict=True)}
+    # Ids from the label text and the canonical reference names (I01 ... I25), whatever the case on disk.
+    ref_id_of = {n: f"{source}/I{n:02d}" for n in ref_numbers}
     distorted = make_rows(
         source=source,
-        sample_ids=[f"{source}/{stem(p)}" for p in dist_paths],
+        sample_ids=[f"{source}/{stem(n)}" for n in names],
         paths=dist_paths,
         ref_ids=[ref_id_of[int(m.group(1))] for m in parsed],
         is_reference=False,
