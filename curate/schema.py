@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curate import __version__
@@ -370,7 +371,15 @@ def _check_unique(ids: np.ndarray, where: str) -> None:
 
 
 def _validate_corpus_columns(table: pa.Table, ids: np.ndarray, where: str) -> None:
-    for row, path in enumerate(table.column("path").to_pylist()):
+    paths = table.column("path")
+    # Only paths that could be absolute, escaping or unnormalised need the full check.
+    suspect = pc.or_(
+        pc.match_substring_regex(paths, r"(^/|^\.|^[A-Za-z]:|\\|//|/\.|/$|^$)"),
+        pc.is_null(paths),
+    )
+    rows = np.flatnonzero(np.asarray(suspect.to_numpy(zero_copy_only=False), dtype=bool))
+    for row in rows.tolist():
+        path = paths[row].as_py()
         try:
             normal = safe_relative_path(path)
         except ValueError as exc:
