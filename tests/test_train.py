@@ -10,7 +10,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 from safetensors.torch import load_file, save_file
-from test_train_support import make_corpus, make_manifest
+from test_train_support import make_corpus, make_manifest, tiny_image_model
 
 import curate.reshape.downsample as downsample
 from curate.cli import cli
@@ -19,7 +19,7 @@ from curate.errors import CurateError
 from curate.schema import embeddings_schema, make_metadata, write_parquet
 from curate.train import train
 
-TINY = {"arch": "resnet18", "weights": "none", "crop": 32, "test_crops": 2, "batch_size": 4, "workers": 0}
+TINY = {"crop": 32, "test_crops": 2, "batch_size": 4, "workers": 0, "model_factory": tiny_image_model}
 
 
 def test_resumed_run_equals_uninterrupted_run(tmp_path):
@@ -87,17 +87,16 @@ def test_online_drc_calls_shared_drc_down_with_each_epochs_features(tmp_path, mo
 
     monkeypatch.setattr(downsample, "drc_down", spy)
 
-    from curate.train.model import build_image_model
-
     def factory():
-        built.append(build_image_model("resnet18", "none"))
+        built.append(tiny_image_model())
         return built[-1]
 
-    train(manifest, tmp_path / "run", epochs=2, online_drc=True, seed=5, model_factory=factory, quiet=True, **TINY)
+    settings = dict(TINY, model_factory=factory)
+    train(manifest, tmp_path / "run", epochs=2, online_drc=True, seed=5, quiet=True, **settings)
     assert [c["seed"] for c in calls] == [5, 6]
     for call in calls:
         assert call["ids"] == ManifestDataset(manifest).sample_ids
-        assert call["vectors"].shape == (6, 512)
+        assert call["vectors"].shape == (6, 16)
         np.testing.assert_allclose(call["vectors"], call["expected"], atol=1e-5)
     assert not np.allclose(calls[0]["vectors"], calls[1]["vectors"])  # features of the model being trained
     records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
@@ -150,7 +149,7 @@ def test_weights_sources(tmp_path, monkeypatch):
     manifest, _ = make_manifest(tmp_path, n_refs=2, levels=2)
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     with pytest.raises(CurateError, match="not in its cache.*--weights FILE"):
-        train(manifest, tmp_path / "a", epochs=1, quiet=True, **dict(TINY, weights="imagenet"))
+        train(manifest, tmp_path / "a", epochs=1, quiet=True, arch="resnet18", weights="imagenet")
     import torchvision
 
     net = torchvision.models.resnet18()
@@ -170,3 +169,15 @@ def test_cli_train_usage_errors(tmp_path):
     assert bad_eval.exit_code == 2
     no_emb = runner.invoke(cli, ["train", str(manifest), "-o", str(tmp_path / "r"), "--head-only"])
     assert no_emb.exit_code == 2 and "--embeddings" in no_emb.output
+
+
+def test_cli_trains_a_torchvision_backbone_for_one_epoch(tmp_path):
+    manifest, _ = make_manifest(tmp_path, n_refs=2, levels=2)
+    run = tmp_path / "run"
+    args = ["train", str(manifest), "-o", str(run), "--arch", "resnet18", "--weights", "none", "--crop", "32",
+            "--test-crops", "1", "--epochs", "1", "--batch-size", "4", "--workers", "0", "--val-fraction", "0.5"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "val_best" in result.output and "(validation)" in result.output
+    weights = load_file(str(run / "model.safetensors"))
+    assert "backbone.layer4.1.conv2.weight" in weights and weights["head.weight"].shape == (1, 512)

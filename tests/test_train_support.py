@@ -84,3 +84,17 @@ def make_corpus(tmp: Path, source: str = "evalset", n_refs: int = 3, levels: int
     path = tmp / f"{source}.parquet"
     write_table(frame, path, "corpus", make_metadata("corpus", root=str(root)))
     return path
+
+
+def tiny_image_model():
+    """A two-convolution backbone (with batch norm, like a ResNet) in the trainer's model shape."""
+    from torch import nn
+
+    from curate.train.model import ImageRegressor
+
+    backbone = nn.Sequential(
+        nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+        nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+    )
+    return ImageRegressor(backbone, 16)

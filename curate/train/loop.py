@@ -263,7 +263,8 @@ class Runner:
         generator = torch.Generator().manual_seed(self.config.seed + epoch)
         order = rows[torch.randperm(rows.size, generator=generator).numpy()]
         self.model.train()
-        loss_sum, seen = 0.0, 0
+        # summed on the device: reading the loss every step would stall the GPU queue
+        loss_sum, seen = torch.zeros((), device=self.device), 0
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
@@ -278,7 +279,7 @@ class Runner:
                 self.scaler.scale(loss).backward()
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
-                loss_sum += float(loss.detach()) * idx.numel()
+                loss_sum += loss.detach() * idx.numel()
                 seen += idx.numel()
                 bar.update(idx.numel())
         if self.device.type == "cuda":
@@ -286,7 +287,7 @@ class Runner:
         seconds = time.perf_counter() - start
         return {
             "epoch": epoch + 1,
-            "train_loss": loss_sum / max(seen, 1),
+            "train_loss": float(loss_sum) / max(seen, 1),
             "n_train": int(seen),
             "drc_removed": removed,
             "train_seconds": seconds,
@@ -455,8 +456,11 @@ def make_summary(
 
 def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
     """A PNG of training loss and SRCC per epoch (validation and each evaluation set)."""
-    import matplotlib
-
+    try:
+        import matplotlib
+    except ImportError:  # a declared dependency; a bare environment still gets its metrics
+        print(f"warning: matplotlib is not installed; {path.name} not written", file=sys.stderr)
+        return
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
