@@ -463,6 +463,7 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
         return
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     epochs = [r["epoch"] for r in history]
     fig, (ax_loss, ax_srcc) = plt.subplots(1, 2, figsize=(10, 4))
@@ -476,6 +477,8 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
     for name, values in series.items():
         ax_srcc.plot(epochs, [np.nan if v is None else v for v in values], marker="o", label=name)
     ax_srcc.set(xlabel="epoch", ylabel="SRCC", title="SRCC per epoch")
+    for ax in (ax_loss, ax_srcc):
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     if series:
         ax_srcc.legend()
     fig.tight_layout()
