@@ -106,12 +106,13 @@ class ManifestDataset:
         if isinstance(manifest, pd.DataFrame):
             if IMAGE_PATH not in manifest.columns:
                 raise CurateError(f"ManifestDataset: a DataFrame needs an {IMAGE_PATH!r} column (use read_manifest)")
-            frame = manifest
+            frame, where = manifest, "DataFrame"
         else:
             frame, _ = read_samples(manifest, root)
+            where = str(manifest)
         if frame["score"].isna().any():
             row = int(np.flatnonzero(frame["score"].isna().to_numpy())[0])
-            raise TableError(f"row {row} ({frame['sample_id'].iloc[row]}): no score; cannot train on it")
+            raise TableError(f"{where}: row {row} ({frame['sample_id'].iloc[row]}): no score; cannot train or evaluate on it")
         self.frame = frame.reset_index(drop=True)
         self.sample_ids: list[str] = self.frame["sample_id"].astype(str).tolist()
         self.paths: list[str] = self.frame[IMAGE_PATH].astype(str).tolist()

@@ -15,7 +15,7 @@ from test_train_support import make_corpus, make_manifest, tiny_image_model
 import curate.reshape.downsample as downsample
 from curate.cli import cli
 from curate.data import ManifestDataset
-from curate.errors import CurateError
+from curate.errors import CurateError, ImageError
 from curate.schema import embeddings_schema, make_metadata, write_parquet
 from curate.train import train
 
@@ -181,3 +181,14 @@ def test_cli_trains_a_torchvision_backbone_for_one_epoch(tmp_path):
     assert "val_best" in result.output and "(validation)" in result.output
     weights = load_file(str(run / "model.safetensors"))
     assert "backbone.layer4.1.conv2.weight" in weights and weights["head.weight"].shape == (1, 512)
+
+
+def test_unreadable_image_in_a_loader_worker_is_one_clear_line(tmp_path):
+    manifest, roots = make_manifest(tmp_path, n_refs=2, levels=2)
+    bad = roots["synA"] / "imgs/I01_1.png"
+    bad.write_bytes(bad.read_bytes()[:60])  # truncated PNG
+    with pytest.raises(ImageError) as info:
+        train(manifest, tmp_path / "run", epochs=1, quiet=True, **dict(TINY, workers=1))
+    message = str(info.value)
+    assert "\n" not in message and "synA/I01_1" in message and str(bad) in message
+    assert not (tmp_path / "run" / "checkpoint.json").exists()

@@ -24,7 +24,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from torch import nn
 
 from curate import __version__
 from curate.data import ManifestDataset, RootOverride
-from curate.errors import CurateError
+from curate.errors import CurateError, ImageError
 from curate.fsio import atomic_path, atomic_write_text, command_line, fingerprint
 from curate.progress import Progress
 from curate.reshape import downsample
@@ -82,7 +82,6 @@ class TrainConfig:
     workers: int | None = None  # image loader processes; None: min(8, CPU cores - 1)
     amp: bool = True
     channels_last: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def resolved_lr(self) -> float:
         if self.lr is not None:
@@ -125,7 +124,13 @@ def batch_chunks(order: np.ndarray, batch_size: int) -> list[np.ndarray]:
 def _batches(
     source: ImageSource | EmbeddingSource, order: np.ndarray, *, epoch: int, batch_size: int, mode: str
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    return source.batches(batch_chunks(np.asarray(order, dtype=np.int64), batch_size), epoch=epoch, mode=mode)
+    chunks = batch_chunks(np.asarray(order, dtype=np.int64), batch_size)
+    try:
+        yield from source.batches(chunks, epoch=epoch, mode=mode)
+    except ImageError as exc:
+        # a loader worker wraps the message in its traceback; keep the one line that names the image
+        lines = [line for line in str(exc).splitlines() if line.strip()]
+        raise ImageError(lines[-1].split("ImageError: ", 1)[-1] if lines else str(exc)) from None
 
 
 def _json_safe(value: Any) -> Any:
@@ -348,6 +353,11 @@ class Runner:
 
     def run(self) -> dict[str, Any]:
         done = self.load_checkpoint()
+        if done > self.config.epochs:
+            raise CurateError(
+                f"{self.out_dir}: already holds {done} epochs, more than --epochs {self.config.epochs}; "
+                "use a new -o folder"
+            )
         if done and not self.quiet:
             print(f"resuming {self.out_dir} after epoch {done}", file=sys.stderr, flush=True)
         best_val = _best_val(self.history)
@@ -491,10 +501,6 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
 # Entry point
 
 
-def _parse_root(root: RootOverride) -> Any:
-    return None if root is None else (str(root) if not isinstance(root, Mapping) else {k: str(v) for k, v in root.items()})
-
-
 def train(
     manifest_path: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
@@ -573,7 +579,6 @@ def train(
     identity = {
         "settings": settings_identity,
         "inputs": inputs,
-        "root": _parse_root(root),
         "model_factory": getattr(model_factory, "__qualname__", None),
     }
     runner = Runner(config, out, train_source, eval_sources, model, _json_safe(identity), quiet)
