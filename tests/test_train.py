@@ -192,3 +192,33 @@ def test_unreadable_image_in_a_loader_worker_is_one_clear_line(tmp_path):
     message = str(info.value)
     assert "\n" not in message and "synA/I01_1" in message and str(bad) in message
     assert not (tmp_path / "run" / "checkpoint.json").exists()
+
+
+def test_manifest_weights_weight_the_loss(tmp_path):
+    """Full-batch training with weight 0 on some rows equals training without those rows."""
+    import pandas as pd
+    from test_train_support import sample_rows
+
+    rows = sample_rows("synA", 4, 3)
+    for row in rows:
+        if row["level"] == 3:
+            row["weight"], row["score"] = 0.0, 9.5  # a wrong label that must not matter
+    kept = [r for r in rows if r["level"] != 3]
+    emb_ids = [r["sample_id"] for r in rows]
+    write_embeddings(tmp_path / "emb", emb_ids, [r["score"] for r in rows])
+    meta = make_metadata("manifest", roots={"synA": str(tmp_path)})
+    from curate.schema import write_table
+
+    write_table(pd.DataFrame(rows), tmp_path / "weighted.parquet", "manifest", meta)
+    write_table(pd.DataFrame(kept), tmp_path / "subset.parquet", "manifest", meta)
+    common = dict(head_only=True, embeddings=tmp_path / "emb", epochs=5, batch_size=64, quiet=True)
+    train(tmp_path / "weighted.parquet", tmp_path / "a", **common)
+    train(tmp_path / "subset.parquet", tmp_path / "b", **common)
+    a = load_file(str(tmp_path / "a" / "model.safetensors"))
+    b = load_file(str(tmp_path / "b" / "model.safetensors"))
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    unweighted = [dict(r, weight=1.0) for r in rows]
+    write_table(pd.DataFrame(unweighted), tmp_path / "plain.parquet", "manifest", meta)
+    train(tmp_path / "plain.parquet", tmp_path / "c", **common)
+    c = load_file(str(tmp_path / "c" / "model.safetensors"))
+    assert not torch.allclose(a["head.weight"], c["head.weight"], atol=1e-6)

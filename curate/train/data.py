@@ -124,6 +124,7 @@ class Samples:
     scores: np.ndarray
     ref_ids: np.ndarray
     origins: np.ndarray
+    weights: np.ndarray  # the manifest's per-sample loss weight (1.0 for a corpus)
 
 
 class ImageSource:
@@ -182,4 +183,7 @@ def samples_of(images: ManifestDataset) -> Samples:
         scores=images.scores.astype(np.float32),
         ref_ids=frame["ref_id"].astype(str).to_numpy(dtype=object),
         origins=np.asarray(origins, dtype=object),
+        weights=(
+            frame["weight"].to_numpy(dtype=np.float32) if "weight" in frame else np.ones(len(frame), np.float32)
+        ),
     )

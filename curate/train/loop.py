@@ -7,6 +7,9 @@ at test (mean prediction), seed 123. Reported: SRCC, PLCC, KRCC and PLCC after a
 logistic fit, for the last epoch and (with ``val_fraction``) the validation-selected epoch; the
 test-selected figure only when asked for, labelled as optimistic.
 
+The loss is the mean absolute error, weighted by the manifest's ``weight`` column when it holds
+anything but 1.0.
+
 Run folder (``out_dir``): ``metrics.jsonl`` (one line per epoch), ``summary.json``, ``curves.png``,
 ``model.safetensors`` (last epoch), ``model_val_best.safetensors`` (with a validation split), and
 ``checkpoint.json`` -> ``ckpt-NNN/`` (weights as safetensors, optimizer state loaded with
@@ -196,6 +199,8 @@ class Runner:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         samples = train_source.samples
         self.scores = torch.from_numpy(samples.scores.astype(np.float32))
+        self.weights = torch.from_numpy(samples.weights.astype(np.float32))
+        self.weighted = bool((samples.weights != 1.0).any())
         self.is_val = split_by_reference(samples.ref_ids, config.val_fraction, config.seed)
         self.train_rows = np.flatnonzero(~self.is_val)
         self.val_rows = np.flatnonzero(self.is_val)
@@ -282,7 +287,11 @@ class Runner:
                 y = self.scores[idx].to(self.device, non_blocking=True)
                 with self._autocast():
                     pred = self.model(x).float()
-                loss = torch.nn.functional.l1_loss(pred, y)
+                if self.weighted:  # the manifest's per-sample weights: a weighted mean of |error|
+                    w = self.weights[idx].to(self.device, non_blocking=True)
+                    loss = ((pred - y).abs() * w).sum() / w.sum().clamp_min(1e-12)
+                else:
+                    loss = torch.nn.functional.l1_loss(pred, y)
                 self.optimizer.zero_grad(set_to_none=True)
                 self.scaler.scale(loss).backward()
                 self.scaler.step(self.optimizer)
