@@ -155,4 +155,103 @@ def validate_command(path: str, check_files: bool, workers: int | None, rejects:
 # ---- export / train ----------------------------------------------------------------------------
 
 
+def _name_value_pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
+    """Parse repeated ``NAME=VALUE`` options into a dict (exit 2 on a malformed or repeated name)."""
+    out: dict[str, str] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            raise click.BadParameter(f"{item!r}: expected NAME=VALUE", param_hint=option)
+        if name in out:
+            raise click.BadParameter(f"name {name!r} given twice", param_hint=option)
+        out[name] = value
+    return out
+
+
+def _root_option(values: tuple[str, ...]) -> Any:
+    """``--root DIR`` (every source) or ``--root SOURCE=DIR`` (repeatable)."""
+    if not values:
+        return None
+    if len(values) == 1 and "=" not in values[0]:
+        return values[0]
+    return _name_value_pairs(values, "--root")
+
+
+_ROOT_HELP = "Image root override: DIR for every source, or SOURCE=DIR (repeatable)."
+
+
+@cli.command("export")
+@click.argument("manifest", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["pyiqa", "csv"]), default="pyiqa", show_default=True)
+@click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False),
+              help="CSV to write (pyiqa also writes the options YAML beside it, suffix .yml).")
+@click.option("--val-fraction", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0, show_default=True,
+              help="Add a split_by_ref column (train/val), split by reference content.")
+@click.option("--seed", type=int, default=123, show_default=True, help="Seed of the validation split.")
+@click.option("--root", "roots", multiple=True, help=_ROOT_HELP)
+def export_cmd(manifest: str, fmt: str, out: str, val_fraction: float, seed: int, roots: tuple[str, ...]) -> None:
+    """Export MANIFEST for other trainers: pyiqa meta-info CSV + options YAML, or a plain CSV."""
+    from curate.export import export_manifest
+
+    written = export_manifest(manifest, out, fmt, root=_root_option(roots), val_fraction=val_fraction, seed=seed)
+    for kind, path in written.items():
+        click.echo(f"wrote {kind}: {path}")
+
+
+@cli.command("train")
+@click.argument("manifest", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", "out", required=True, type=click.Path(file_okay=False), help="Run folder.")
+@click.option("--eval", "evals", multiple=True, metavar="NAME=CORPUS",
+              help="Evaluation set: a scored corpus (or manifest) Parquet file (repeatable).")
+@click.option("--epochs", type=click.IntRange(1), default=24, show_default=True)
+@click.option("--batch-size", type=click.IntRange(2), default=32, show_default=True)
+@click.option("--lr", type=click.FloatRange(0.0, min_open=True), default=None,
+              help="Backbone learning rate (head 10x) [default: 2e-5; 1e-3 with --head-only].")
+@click.option("--weights", default="imagenet", show_default=True,
+              help="Backbone weights: imagenet (torchvision's cache), none, or a FILE.")
+@click.option("--arch", type=click.Choice(["resnet50", "resnet34", "resnet18"]), default="resnet50", show_default=True)
+@click.option("--crop", type=click.IntRange(8), default=224, show_default=True, help="Crop size (pixels).")
+@click.option("--test-crops", type=click.IntRange(1), default=5, show_default=True)
+@click.option("--online-drc", is_flag=True, help="DRCDown every epoch on the model's own features.")
+@click.option("--val-fraction", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0, show_default=True,
+              help="Validation split of the training manifest, by reference content.")
+@click.option("--report-test-best", is_flag=True, help="Also report the test-selected epoch (optimistic).")
+@click.option("--head-only", is_flag=True, help="Train a small regressor on precomputed embeddings.")
+@click.option("--embeddings", type=click.Path(file_okay=False), default=None, help="Embeddings of MANIFEST.")
+@click.option("--eval-embeddings", multiple=True, metavar="NAME=DIR", help="Embeddings of an --eval set.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--workers", type=click.IntRange(0), default=None,
+              help="Image loader processes [default: min(8, CPU cores - 1)].")
+@click.option("--seed", type=int, default=123, show_default=True)
+@click.option("--root", "roots", multiple=True, help=_ROOT_HELP)
+def train_cmd(
+    manifest: str, out: str, evals: tuple[str, ...], epochs: int, batch_size: int, lr: float | None, weights: str,
+    arch: str, crop: int, test_crops: int, online_drc: bool, val_fraction: float, report_test_best: bool,
+    head_only: bool, embeddings: str | None, eval_embeddings: tuple[str, ...], device: str, workers: int | None,
+    seed: int, roots: tuple[str, ...],
+) -> None:
+    """Train the reference model on MANIFEST (the paper's protocol by default) into RUN_DIR (-o)."""
+    from curate.train import train
+
+    if head_only and embeddings is None:
+        raise click.UsageError("--head-only needs --embeddings EMB_DIR")
+    if eval_embeddings and not head_only:
+        raise click.UsageError("--eval-embeddings only applies with --head-only")
+    eval_sets = _name_value_pairs(evals, "--eval")
+    eval_emb = _name_value_pairs(eval_embeddings, "--eval-embeddings")
+    unknown = sorted(set(eval_emb) - set(eval_sets))
+    if unknown:
+        raise click.BadParameter(f"no --eval set named {unknown[0]!r}", param_hint="--eval-embeddings")
+    summary = train(
+        manifest, out, eval_sets=eval_sets, head_only=head_only, embeddings=embeddings, eval_embeddings=eval_emb,
+        root=_root_option(roots), epochs=epochs, batch_size=batch_size, lr=lr, weights=weights, arch=arch,
+        crop=crop, test_crops=test_crops, online_drc=online_drc, val_fraction=val_fraction,
+        report_test_best=report_test_best, device=device, workers=workers, seed=seed,
+    )
+    from curate.train import summary_table
+
+    click.echo(summary_table(summary))
+    click.echo(f"run folder: {out}")
+
+
 # ---- demo --------------------------------------------------------------------------------------

@@ -262,7 +262,38 @@ def write_table(
     if sort and table.num_rows:
         table = table.sort_by([("sample_id", "ascending")])
     validate_table(table, fmt, str(path), meta)
+    if fmt in ("corpus", "manifest"):
+        extra_metadata = {HF_METADATA_KEY: huggingface_metadata(fmt), **(extra_metadata or {})}
     return write_parquet(table, path, meta, extra_metadata=extra_metadata)
+
+
+# --------------------------------------------------------------------------------------------
+# HuggingFace ``datasets`` feature metadata, so ``load_dataset("parquet", ...)`` gets exact types.
+
+HF_METADATA_KEY = b"huggingface"
+
+
+def _hf_feature(typ: pa.DataType) -> dict[str, Any]:
+    if pa.types.is_list(typ):
+        return {"_type": "Sequence", "feature": _hf_feature(typ.value_type)}
+    names = {
+        pa.string(): "string",
+        pa.bool_(): "bool",
+        pa.int8(): "int8",
+        pa.int16(): "int16",
+        pa.int32(): "int32",
+        pa.int64(): "int64",
+        pa.float16(): "float16",
+        pa.float32(): "float32",
+        pa.float64(): "float64",
+    }
+    return {"_type": "Value", "dtype": names[typ]}
+
+
+def huggingface_metadata(fmt: str) -> bytes:
+    """The ``huggingface`` schema metadata (``{"info": {"features": ...}}``) for a table format."""
+    features = {field.name: _hf_feature(field.type) for field in arrow_schema(fmt)}
+    return json.dumps({"info": {"features": features}}, separators=(",", ":")).encode()
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,137 @@
+"""Loading manifests (and corpora) for training code: a pandas reader and a PyTorch Dataset.
+
+A manifest row's ``path`` is relative to the image root recorded for its ``source`` in the
+manifest metadata (``roots``: {source: absolute root}); a corpus records one ``root``. Both readers
+resolve these to absolute paths, or against a ``root=`` override when the images have moved:
+
+* a string or path: one root for every source;
+* a mapping {source: root}: overrides for those sources, the recorded root for the rest.
+
+``manifests/USING.md`` shows each way to load a manifest in a few lines.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from curate.errors import CurateError, ImageError, TableError
+from curate.images import load_rgb
+from curate.schema import read_frame
+
+RootOverride = str | os.PathLike[str] | Mapping[str, str | os.PathLike[str]] | None
+
+# The column both readers add: the absolute path of each image.
+IMAGE_PATH = "image_path"
+
+
+def recorded_roots(meta: Mapping[str, Any], fmt: str, where: str) -> dict[str, str]:
+    """{source: root} recorded in a manifest's (``roots``) or corpus's (``root``) metadata."""
+    if fmt == "manifest":
+        roots = meta.get("roots")
+        if not isinstance(roots, Mapping):
+            raise TableError(f"{where}: manifest metadata has no 'roots' mapping")
+        return {str(k): str(v) for k, v in roots.items()}
+    root = meta.get("root")
+    if not isinstance(root, str):
+        raise TableError(f"{where}: corpus metadata has no 'root'")
+    return {"*": root}
+
+
+def resolve_roots(
+    recorded: Mapping[str, str], sources: list[str], root: RootOverride, where: str
+) -> dict[str, Path]:
+    """The absolute root for each source: the override where given, else the recorded root."""
+    out: dict[str, Path] = {}
+    for source in sources:
+        if root is not None and not isinstance(root, Mapping):
+            chosen: str | os.PathLike[str] = root
+        elif isinstance(root, Mapping) and source in root:
+            chosen = root[source]
+        elif source in recorded:
+            chosen = recorded[source]
+        elif "*" in recorded:
+            chosen = recorded["*"]
+        else:
+            raise TableError(f"{where}: no image root for source {source!r}; pass root={{{source!r}: DIR}}")
+        out[source] = Path(chosen).expanduser().absolute()
+    return out
+
+
+def read_samples(
+    path: str | os.PathLike[str], root: RootOverride = None
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Read a manifest or a corpus table with an added ``image_path`` column (absolute paths).
+
+    Returns (frame, metadata); rows in file order (sorted by ``sample_id``).
+    """
+    frame, meta = read_frame(path, ("manifest", "corpus"))
+    sources = sorted(frame["source"].astype(str).unique().tolist())
+    roots = resolve_roots(recorded_roots(meta, meta["format"], str(path)), sources, root, str(path))
+    frame[IMAGE_PATH] = [str(roots[s] / p) for s, p in zip(frame["source"].astype(str), frame["path"].astype(str), strict=True)]
+    return frame, meta
+
+
+def read_manifest(path: str | os.PathLike[str], root: RootOverride = None) -> pd.DataFrame:
+    """A manifest as a pandas DataFrame: every manifest column plus ``image_path`` (absolute)."""
+    frame, meta = read_samples(path, root)
+    if meta["format"] != "manifest":
+        raise TableError(f"{path}: is a {meta['format']} table, expected manifest")
+    return frame
+
+
+class ManifestDataset:
+    """A PyTorch map-style Dataset over a manifest (or a corpus with scores).
+
+    ``dataset[i]`` is ``(image, score, sample_id)``: ``image`` is the HxWx3 uint8 RGB array from
+    :func:`curate.images.load_rgb` passed through ``transform`` when given (e.g. a torchvision
+    transform that accepts arrays, or ``lambda a: torch.from_numpy(a).permute(2, 0, 1)``),
+    ``score`` a float on 0-10 (higher = better) and ``sample_id`` a string.
+
+    ``manifest`` is a path to a manifest/corpus Parquet file or a frame from :func:`read_manifest`.
+    A missing or unreadable image raises :class:`~curate.errors.ImageError` naming the sample and path.
+    """
+
+    def __init__(
+        self,
+        manifest: str | os.PathLike[str] | pd.DataFrame,
+        root: RootOverride = None,
+        transform: Callable[[np.ndarray], Any] | None = None,
+    ) -> None:
+        if isinstance(manifest, pd.DataFrame):
+            if IMAGE_PATH not in manifest.columns:
+                raise CurateError(f"ManifestDataset: a DataFrame needs an {IMAGE_PATH!r} column (use read_manifest)")
+            frame, where = manifest, "DataFrame"
+        else:
+            frame, _ = read_samples(manifest, root)
+            where = str(manifest)
+        if frame["score"].isna().any():
+            row = int(np.flatnonzero(frame["score"].isna().to_numpy())[0])
+            raise TableError(f"{where}: row {row} ({frame['sample_id'].iloc[row]}): no score; cannot train or evaluate on it")
+        self.frame = frame.reset_index(drop=True)
+        self.sample_ids: list[str] = self.frame["sample_id"].astype(str).tolist()
+        self.paths: list[str] = self.frame[IMAGE_PATH].astype(str).tolist()
+        self.scores = self.frame["score"].to_numpy(dtype=np.float32)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.sample_ids)
+
+    def load(self, index: int) -> np.ndarray:
+        """The image of row ``index`` as uint8 HxWx3, or an ImageError naming sample and path."""
+        sample_id, path = self.sample_ids[index], self.paths[index]
+        try:
+            return load_rgb(path)
+        except ImageError as exc:
+            raise ImageError(f"sample {sample_id!r}: image {path}: {exc}") from None
+
+    def __getitem__(self, index: int) -> tuple[Any, float, str]:
+        image = self.load(index)
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, float(self.scores[index]), self.sample_ids[index]

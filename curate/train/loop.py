@@ -1,0 +1,625 @@
+"""``curate train``: the reference trainer, with the paper's protocol as its defaults.
+
+Protocol (METHOD.md, "Training and evaluation protocol"): ResNet-50 + one linear unit on the
+2048-d pooled feature, L1 loss on 0-10 labels, Adam (backbone lr 2e-5, head 10x, weight decay
+5e-4, no schedule), 24 epochs, batch 32, one random 224 crop per image per epoch, 5 random crops
+at test (mean prediction), seed 123. Reported: SRCC, PLCC, KRCC and PLCC after a 4-parameter
+logistic fit, for the last epoch and (with ``val_fraction``) the validation-selected epoch; the
+test-selected figure only when asked for, labelled as optimistic.
+
+The loss is the mean absolute error, weighted by the manifest's ``weight`` column when it holds
+anything but 1.0.
+
+Run folder (``out_dir``): ``metrics.jsonl`` (one line per epoch), ``summary.json``, ``curves.png``,
+``model.safetensors`` (last epoch), ``model_val_best.safetensors`` (with a validation split), and
+``checkpoint.json`` -> ``ckpt-NNN/`` (weights as safetensors, optimizer state loaded with
+``weights_only=True``, the history as JSON). Rerunning the same command resumes from the last
+checkpoint and gives the same result as an uninterrupted run (on the CPU; cuDNN kernels on a GPU
+are not bit-reproducible).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from curate import __version__
+from curate.data import ManifestDataset, RootOverride
+from curate.errors import CurateError, ImageError
+from curate.fsio import atomic_path, atomic_write_text, command_line, fingerprint
+from curate.progress import Progress
+from curate.reshape import downsample
+from curate.reshape.neighbours import pick_device
+from curate.schema import read_embeddings, same_encoder
+from curate.train.data import (
+    EVAL,
+    FEATURES,
+    TRAIN,
+    EmbeddingSource,
+    ImageSource,
+    check_images_exist,
+    samples_of,
+    split_by_reference,
+)
+from curate.train.metrics import iqa_metrics
+from curate.train.model import EmbeddingRegressor, build_image_model
+
+CHECKPOINT_POINTER = "checkpoint.json"
+# Settings that may change between a run and its resumption without changing its results' meaning.
+RESUMABLE_CHANGES = ("epochs", "device", "workers", "report_test_best")
+TEST_SELECTED_NOTE = "selected on the test set itself: optimistic, not an estimate of generalisation"
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a run; defaults reproduce the paper's protocol (image mode)."""
+
+    epochs: int = 24
+    batch_size: int = 32
+    lr: float | None = None  # backbone lr; None: 2e-5 (images) or 1e-3 (head-only)
+    head_lr_mult: float = 10.0
+    weight_decay: float = 5e-4
+    crop: int = 224
+    test_crops: int = 5
+    seed: int = 123
+    arch: str = "resnet50"
+    weights: str = "imagenet"
+    online_drc: bool = False
+    val_fraction: float = 0.0
+    report_test_best: bool = False
+    head_only: bool = False
+    hidden: int = 256
+    device: str = "auto"
+    workers: int | None = None  # image loader processes; None: min(8, CPU cores - 1)
+    amp: bool = True
+    channels_last: bool = True
+
+    def resolved_lr(self) -> float:
+        if self.lr is not None:
+            return float(self.lr)
+        return 1e-3 if self.head_only else 2e-5
+
+    def resolved_workers(self) -> int:
+        if self.workers is not None:
+            return int(self.workers)
+        return max(0, min(8, (os.cpu_count() or 1) - 1))
+
+    def check(self) -> None:
+        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "crop": self.crop, "test_crops": self.test_crops}
+        for name, value in positive.items():
+            if int(value) < 1:
+                raise CurateError(f"--{name.replace('_', '-')} {value}: must be at least 1")
+        if self.batch_size < 2:
+            raise CurateError(f"--batch-size {self.batch_size}: must be at least 2 (batch normalisation)")
+        if not self.resolved_lr() > 0:
+            raise CurateError(f"--lr {self.lr}: must be positive")
+        if self.workers is not None and self.workers < 0:
+            raise CurateError(f"--workers {self.workers}: must be 0 or more")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise CurateError(f"--val-fraction {self.val_fraction}: must be in [0, 1)")
+
+
+# ------------------------------------------------------------------------------------------------
+# Small pieces
+
+
+def batch_chunks(order: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Split ``order`` into batches; a trailing batch of one joins the previous (BatchNorm needs 2)."""
+    chunks = [order[s : s + batch_size] for s in range(0, order.size, batch_size)]
+    if len(chunks) > 1 and chunks[-1].size == 1:
+        last = chunks.pop()
+        chunks[-1] = np.concatenate([chunks[-1], last])
+    return chunks
+
+
+def _batches(
+    source: ImageSource | EmbeddingSource, order: np.ndarray, *, epoch: int, batch_size: int, mode: str
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    chunks = batch_chunks(np.asarray(order, dtype=np.int64), batch_size)
+    try:
+        yield from source.batches(chunks, epoch=epoch, mode=mode)
+    except ImageError as exc:
+        # a loader worker wraps the message in its traceback; keep the one line that names the image
+        lines = [line for line in str(exc).splitlines() if line.strip()]
+        raise ImageError(lines[-1].split("ImageError: ", 1)[-1] if lines else str(exc)) from None
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return _json_safe(float(value))
+    return value
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(_json_safe(value), sort_keys=True, indent=2) + "\n"
+
+
+class Runner:
+    """Holds the model, optimizer and inputs of one run; ``run()`` trains and evaluates."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        out_dir: Path,
+        train_source: ImageSource | EmbeddingSource,
+        eval_sources: Mapping[str, ImageSource | EmbeddingSource],
+        model: nn.Module,
+        identity: dict[str, Any],
+        quiet: bool,
+    ) -> None:
+        self.config = config
+        self.out_dir = out_dir
+        self.train_source = train_source
+        self.eval_sources = dict(eval_sources)
+        self.identity = identity
+        self.quiet = quiet
+        self.device = pick_device(config.device)
+        self.is_image = isinstance(train_source, ImageSource)
+        self.amp_dtype: torch.dtype | None = None
+        if self.device.type == "cuda" and config.amp:
+            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        self.channels_last = self.is_image and self.device.type == "cuda" and config.channels_last
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        self.model = model.to(self.device)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        lr = config.resolved_lr()
+        head_lr = lr if config.head_only else lr * config.head_lr_mult
+        head_params = list(self.model.head.parameters())
+        head_ids = {id(p) for p in head_params}
+        body_params = [p for p in self.model.parameters() if id(p) not in head_ids]
+        groups = [{"params": head_params, "lr": head_lr}]
+        if body_params:
+            groups.insert(0, {"params": body_params, "lr": lr})
+        # the fused CUDA kernel: one launch per step instead of several per parameter tensor
+        self.optimizer = torch.optim.Adam(
+            groups, lr=lr, weight_decay=config.weight_decay, fused=True if self.device.type == "cuda" else None
+        )
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        samples = train_source.samples
+        self.scores = torch.from_numpy(samples.scores.astype(np.float32))
+        self.weights = torch.from_numpy(samples.weights.astype(np.float32))
+        self.weighted = bool((samples.weights != 1.0).any())
+        self.is_val = split_by_reference(samples.ref_ids, config.val_fraction, config.seed)
+        self.train_rows = np.flatnonzero(~self.is_val)
+        self.val_rows = np.flatnonzero(self.is_val)
+        self.history: list[dict[str, Any]] = []
+
+    # -- device helpers --------------------------------------------------------------------------
+
+    def _to_device(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True)
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def _autocast(self) -> Any:
+        if self.amp_dtype is None:
+            return torch.autocast(self.device.type, enabled=False)
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    # -- passes ----------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def predict(self, source: ImageSource | EmbeddingSource, rows: np.ndarray) -> np.ndarray:
+        """Mean prediction over the test crops for ``rows`` (float64 [len(rows)])."""
+        self.model.eval()
+        out = np.empty(len(rows), dtype=np.float64)
+        position = {int(r): k for k, r in enumerate(rows)}
+        for x, idx in _batches(source, rows, epoch=0, batch_size=self.config.batch_size, mode=EVAL):
+            x = self._to_device(x)
+            with self._autocast():
+                if x.dim() == 5:  # [B, crops, 3, h, w]
+                    b, k = x.shape[:2]
+                    pred = self.model(self._to_device(x.flatten(0, 1))).float().view(b, k).mean(1)
+                else:
+                    pred = self.model(x).float()
+            for i, p in zip(idx.tolist(), pred.cpu().tolist(), strict=True):
+                out[position[i]] = p
+        return out
+
+    @torch.no_grad()
+    def features(self, rows: np.ndarray, epoch: int) -> np.ndarray:
+        """Penultimate features of ``rows`` (centre crop), L2-normalised float32 [len(rows), D]."""
+        self.model.eval()
+        chunks: list[np.ndarray] = []
+        for x, _ in _batches(self.train_source, rows, epoch=epoch, batch_size=self.config.batch_size, mode=FEATURES):
+            with self._autocast():
+                f = self.model.features(self._to_device(x)).float()
+            chunks.append(torch.nn.functional.normalize(f, dim=1).cpu().numpy())
+        return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros((0, 0), np.float32)
+
+    def epoch_rows(self, epoch: int) -> tuple[np.ndarray, int]:
+        """Training rows of this epoch (after online DRCDown when on) and how many DRCDown removed."""
+        rows = self.train_rows
+        if not self.config.online_drc:
+            return rows, 0
+        samples = self.train_source.samples
+        originals = rows[samples.origins[rows] == "original"]
+        others = rows[samples.origins[rows] != "original"]
+        if originals.size == 0:
+            return rows, 0
+        feats = self.features(originals, epoch)
+        result = downsample.drc_down(
+            samples.sample_ids[originals],
+            feats,
+            samples.scores[originals].astype(np.float64),
+            seed=self.config.seed + epoch,
+            device="cuda" if self.device.type == "cuda" else "cpu",
+        )
+        kept = originals[np.asarray(result.kept, dtype=bool)]
+        return np.sort(np.concatenate([kept, others])), int(originals.size - kept.size)
+
+    def train_epoch(self, epoch: int) -> dict[str, Any]:
+        rows, removed = self.epoch_rows(epoch)
+        generator = torch.Generator().manual_seed(self.config.seed + epoch)
+        order = rows[torch.randperm(rows.size, generator=generator).numpy()]
+        self.model.train()
+        # summed on the device: reading the loss every step would stall the GPU queue
+        loss_sum, seen = torch.zeros((), device=self.device), 0
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        with Progress(order.size, f"epoch {epoch + 1}/{self.config.epochs}", "img", quiet=self.quiet) as bar:
+            for x, idx in _batches(self.train_source, order, epoch=epoch, batch_size=self.config.batch_size, mode=TRAIN):
+                x = self._to_device(x)
+                y = self.scores[idx].to(self.device, non_blocking=True)
+                with self._autocast():
+                    pred = self.model(x).float()
+                if self.weighted:  # the manifest's per-sample weights: a weighted mean of |error|
+                    w = self.weights[idx].to(self.device, non_blocking=True)
+                    loss = ((pred - y).abs() * w).sum() / w.sum().clamp_min(1e-12)
+                else:
+                    loss = torch.nn.functional.l1_loss(pred, y)
+                self.optimizer.zero_grad(set_to_none=True)
+                self.scaler.scale(loss).backward()
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                loss_sum += loss.detach() * idx.numel()
+                seen += idx.numel()
+                bar.update(idx.numel())
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
+        return {
+            "epoch": epoch + 1,
+            "train_loss": float(loss_sum) / max(seen, 1),
+            "n_train": int(seen),
+            "drc_removed": removed,
+            "train_seconds": seconds,
+            "train_images_per_s": seen / seconds if seconds > 0 else None,
+        }
+
+    def evaluate(self) -> dict[str, Any]:
+        record: dict[str, Any] = {}
+        if self.val_rows.size:
+            pred = self.predict(self.train_source, self.val_rows)
+            record["val"] = iqa_metrics(pred, self.train_source.samples.scores[self.val_rows])
+        record["eval"] = {}
+        for name, source in self.eval_sources.items():
+            rows = np.arange(len(source))
+            record["eval"][name] = iqa_metrics(self.predict(source, rows), source.samples.scores)
+        return record
+
+    # -- checkpoints -----------------------------------------------------------------------------
+
+    def save_checkpoint(self, epoch: int) -> None:
+        from safetensors.torch import save_file
+
+        name = f"ckpt-{epoch:03d}"
+        with atomic_path(self.out_dir / name) as tmp:
+            tmp.mkdir()
+            save_file(_cpu_state(self.model), str(tmp / "model.safetensors"))
+            torch.save(
+                {"optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict()},
+                tmp / "optimizer.pt",
+            )
+            (tmp / "state.json").write_text(
+                _dumps({"epoch": epoch, "identity": self.identity, "history": self.history})
+            )
+        atomic_write_text(self.out_dir / CHECKPOINT_POINTER, _dumps({"epoch": epoch, "dir": name}))
+        for old in self.out_dir.glob("ckpt-*"):
+            if old.name != name and old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+
+    def load_checkpoint(self) -> int:
+        """Restore the last checkpoint in ``out_dir`` if any; returns the number of epochs done."""
+        pointer = self.out_dir / CHECKPOINT_POINTER
+        if not pointer.is_file():
+            return 0
+        from safetensors.torch import load_file
+
+        info = json.loads(pointer.read_text())
+        folder = self.out_dir / str(info["dir"])
+        state = json.loads((folder / "state.json").read_text())
+        _check_same_run(state["identity"], self.identity, self.out_dir)
+        self.model.load_state_dict(load_file(str(folder / "model.safetensors"), device=str(self.device)))
+        extra = torch.load(folder / "optimizer.pt", map_location=self.device, weights_only=True)
+        self.optimizer.load_state_dict(extra["optimizer"])
+        self.scaler.load_state_dict(extra["scaler"])
+        self.history = list(state["history"])
+        return int(state["epoch"])
+
+    # -- the run ---------------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        done = self.load_checkpoint()
+        if done > self.config.epochs:
+            raise CurateError(
+                f"{self.out_dir}: already holds {done} epochs, more than --epochs {self.config.epochs}; "
+                "use a new -o folder"
+            )
+        if done and not self.quiet:
+            print(f"resuming {self.out_dir} after epoch {done}", file=sys.stderr, flush=True)
+        best_val = _best_val(self.history)
+        for epoch in range(done, self.config.epochs):
+            record = self.train_epoch(epoch)
+            record.update(self.evaluate())
+            self.history.append(_json_safe(record))
+            if not self.quiet:
+                print(_epoch_line(record), file=sys.stderr, flush=True)
+            val = record.get("val", {}).get("srcc")
+            if val is not None and math.isfinite(val) and (best_val is None or val > best_val):
+                best_val = val
+                self.save_weights("model_val_best.safetensors")
+            self.save_checkpoint(epoch + 1)
+            atomic_write_text(
+                self.out_dir / "metrics.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in self.history)
+            )
+        self.save_weights("model.safetensors")
+        summary = make_summary(self.config, self.identity, self.history, self.val_rows.size, self.train_rows.size)
+        atomic_write_text(self.out_dir / "summary.json", _dumps(summary))
+        plot_curves(self.history, self.out_dir / "curves.png")
+        return summary
+
+    def save_weights(self, name: str) -> None:
+        from safetensors.torch import save_file
+
+        with atomic_path(self.out_dir / name) as tmp:
+            save_file(_cpu_state(self.model), str(tmp))
+
+
+def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+
+
+def _check_same_run(saved: Mapping[str, Any], current: Mapping[str, Any], out_dir: Path) -> None:
+    differ = []
+    for key in sorted(set(saved) | set(current)):
+        a, b = saved.get(key), current.get(key)
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            differ += [f"{key}.{k}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        elif a != b:
+            differ.append(key)
+    if differ:
+        raise CurateError(
+            f"{out_dir}: holds a checkpoint of a different run (differs in {', '.join(differ)}); "
+            "use a new -o folder or delete this one"
+        )
+
+
+def _best_val(history: list[dict[str, Any]]) -> float | None:
+    values = [r.get("val", {}).get("srcc") for r in history]
+    values = [v for v in values if v is not None]
+    return max(values) if values else None
+
+
+def _epoch_line(record: Mapping[str, Any]) -> str:
+    parts = [f"epoch {record['epoch']}: loss {record['train_loss']:.4f} on {record['n_train']}"]
+    if record.get("drc_removed"):
+        parts.append(f"drc -{record['drc_removed']}")
+    if "val" in record:
+        parts.append(f"val srcc {_fmt(record['val']['srcc'])}")
+    for name, m in record.get("eval", {}).items():
+        parts.append(f"{name} srcc {_fmt(m['srcc'])} plcc {_fmt(m['plcc'])}")
+    return ", ".join(parts)
+
+
+def _fmt(value: float | None) -> str:
+    return "nan" if value is None or not math.isfinite(value) else f"{value:.4f}"
+
+
+def _selected(history: list[dict[str, Any]], index: int, how: str) -> dict[str, Any]:
+    record = history[index]
+    return {"epoch": record["epoch"], "selected_by": how, "val": record.get("val"), "eval": record.get("eval", {})}
+
+
+def make_summary(
+    config: TrainConfig, identity: Mapping[str, Any], history: list[dict[str, Any]], n_val: int, n_train: int
+) -> dict[str, Any]:
+    """The run's summary: settings, sizes, last epoch, validation-best epoch, and (if asked) test-best."""
+    summary: dict[str, Any] = {
+        "curate_version": __version__,
+        "command": command_line(),
+        "config": asdict(config) | {"lr": config.resolved_lr()},
+        "inputs": identity.get("inputs", {}),
+        "n_train_rows": int(n_train),
+        "n_val_rows": int(n_val),
+        "epochs_run": len(history),
+    }
+    if not history:
+        return summary
+    summary["last"] = _selected(history, len(history) - 1, "last epoch")
+    vals = [(r.get("val") or {}).get("srcc") for r in history]
+    if any(v is not None for v in vals):
+        best = max(range(len(vals)), key=lambda k: (vals[k] if vals[k] is not None else -math.inf, -k))
+        summary["val_best"] = _selected(history, best, "best validation SRCC (split by reference)")
+    if config.report_test_best:
+        test_best: dict[str, Any] = {"note": TEST_SELECTED_NOTE}
+        names = sorted({n for r in history for n in r.get("eval", {})})
+        for name in names:
+            srccs = [(r.get("eval", {}).get(name) or {}).get("srcc") for r in history]
+            best = max(range(len(srccs)), key=lambda k: (srccs[k] if srccs[k] is not None else -math.inf, -k))
+            test_best[name] = {"epoch": history[best]["epoch"], **history[best]["eval"][name]}
+        summary["test_selected"] = test_best
+    return summary
+
+
+def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
+    """A PNG of training loss and SRCC per epoch (validation and each evaluation set)."""
+    try:
+        import matplotlib
+    except ImportError:  # a declared dependency; a bare environment still gets its metrics
+        print(f"warning: matplotlib is not installed; {path.name} not written", file=sys.stderr)
+        return
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    epochs = [r["epoch"] for r in history]
+    fig, (ax_loss, ax_srcc) = plt.subplots(1, 2, figsize=(10, 4))
+    ax_loss.plot(epochs, [r["train_loss"] for r in history], marker="o")
+    ax_loss.set(xlabel="epoch", ylabel="L1 loss (train)", title="training loss")
+    series: dict[str, list[float]] = {}
+    if any("val" in r for r in history):
+        series["validation"] = [(r.get("val") or {}).get("srcc") for r in history]
+    for name in sorted({n for r in history for n in r.get("eval", {})}):
+        series[name] = [(r.get("eval", {}).get(name) or {}).get("srcc") for r in history]
+    for name, values in series.items():
+        ax_srcc.plot(epochs, [np.nan if v is None else v for v in values], marker="o", label=name)
+    ax_srcc.set(xlabel="epoch", ylabel="SRCC", title="SRCC per epoch")
+    for ax in (ax_loss, ax_srcc):
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    if series:
+        ax_srcc.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------------------------------------
+# Entry point
+
+
+def train(
+    manifest_path: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    eval_sets: Mapping[str, str | os.PathLike[str]] | None = None,
+    head_only: bool = False,
+    embeddings: str | os.PathLike[str] | None = None,
+    eval_embeddings: Mapping[str, str | os.PathLike[str]] | None = None,
+    root: RootOverride = None,
+    model_factory: Callable[[], nn.Module] | None = None,
+    quiet: bool = False,
+    **settings: Any,
+) -> dict[str, Any]:
+    """Train on a manifest and evaluate on ``eval_sets`` ({name: corpus or manifest Parquet}).
+
+    ``settings`` are :class:`TrainConfig` fields (``epochs``, ``batch_size``, ``lr``, ``weights``,
+    ``online_drc``, ``val_fraction``, ...). ``head_only=True`` trains a small regressor on the
+    precomputed ``embeddings`` folder (eval sets take theirs from ``eval_embeddings[name]``, else
+    from ``embeddings`` when it covers them). ``model_factory`` replaces the torchvision backbone
+    (a module with ``features``, ``head`` and ``forward`` as in :class:`ImageRegressor`).
+    Returns the summary dict also written to ``out_dir/summary.json``.
+    """
+    unknown = sorted(set(settings) - set(TrainConfig.__dataclass_fields__))
+    if unknown:
+        raise CurateError(f"train: unknown setting(s) {unknown}")
+    config = TrainConfig(head_only=head_only, **settings)
+    config.check()
+    eval_sets = dict(eval_sets or {})
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+
+    images = ManifestDataset(manifest_path, root=root)
+    if not len(images):
+        raise CurateError(f"{manifest_path}: the manifest has no rows")
+    inputs: dict[str, Any] = {"manifest": fingerprint(manifest_path)}
+    eval_images = {name: ManifestDataset(path, root=None) for name, path in eval_sets.items()}
+    for name, path in eval_sets.items():
+        inputs[f"eval:{name}"] = fingerprint(path)
+    device = pick_device(config.device)
+    pin = device.type == "cuda"
+
+    if head_only:
+        if embeddings is None:
+            raise CurateError("--head-only needs --embeddings EMB_DIR (from 'curate embed')")
+        emb = read_embeddings(embeddings)
+        inputs["embeddings"] = fingerprint(embeddings)
+        train_source: ImageSource | EmbeddingSource = EmbeddingSource(
+            samples_of(images), emb.take(images.sample_ids, what=f"manifest {manifest_path}")
+        )
+        eval_sources: dict[str, ImageSource | EmbeddingSource] = {}
+        for name, ds in eval_images.items():
+            where = (eval_embeddings or {}).get(name)
+            eval_emb = read_embeddings(where) if where is not None else emb
+            same_encoder(emb, eval_emb)
+            if where is not None:
+                inputs[f"eval_embeddings:{name}"] = fingerprint(where)
+            vectors = eval_emb.take(ds.sample_ids, what=f"eval set {name!r} (pass --eval-embeddings {name}=DIR)")
+            eval_sources[name] = EmbeddingSource(samples_of(ds), vectors)
+        model: nn.Module = model_factory() if model_factory else EmbeddingRegressor(emb.dim, config.hidden)
+    else:
+        check_images_exist(images, str(manifest_path))
+        for name, ds in eval_images.items():
+            check_images_exist(ds, f"eval set {name!r}")
+
+        def source(ds: ManifestDataset) -> ImageSource:
+            return ImageSource(
+                ds, crop=config.crop, n_crops=config.test_crops, seed=config.seed, workers=config.resolved_workers(), pin_memory=pin
+            )
+
+        train_source = source(images)
+        eval_sources = {name: source(ds) for name, ds in eval_images.items()}
+        model = model_factory() if model_factory else build_image_model(config.arch, config.weights)
+
+    settings_identity = {k: v for k, v in asdict(config).items() if k not in RESUMABLE_CHANGES}
+    identity = {
+        "settings": settings_identity,
+        "inputs": inputs,
+        "model_factory": getattr(model_factory, "__qualname__", None),
+    }
+    runner = Runner(config, out, train_source, eval_sources, model, _json_safe(identity), quiet)
+    return runner.run()
+
+
+def summary_table(summary: Mapping[str, Any]) -> str:
+    """A plain-text table of a run summary: one line per (selection, evaluation set)."""
+    lines = [f"{'selection':<16} {'epoch':>5} {'set':<16} {'SRCC':>7} {'PLCC':>7} {'KRCC':>7} {'PLCC-fit':>8} {'n':>6}"]
+    for key in ("last", "val_best"):
+        chosen = summary.get(key)
+        if not chosen:
+            continue
+        sets = dict(chosen.get("eval") or {})
+        if chosen.get("val"):
+            sets = {"(validation)": chosen["val"], **sets}
+        for name, m in sets.items():
+            lines.append(
+                f"{key:<16} {chosen['epoch']:>5} {name:<16} {_fmt(m.get('srcc')):>7} {_fmt(m.get('plcc')):>7} "
+                f"{_fmt(m.get('krcc')):>7} {_fmt(m.get('plcc_logistic')):>8} {m.get('n', 0):>6}"
+            )
+    selected = summary.get("test_selected")
+    if selected:
+        for name, m in selected.items():
+            if name == "note":
+                continue
+            lines.append(
+                f"{'test_selected*':<16} {m['epoch']:>5} {name:<16} {_fmt(m.get('srcc')):>7} {_fmt(m.get('plcc')):>7} "
+                f"{_fmt(m.get('krcc')):>7} {_fmt(m.get('plcc_logistic')):>8} {m.get('n', 0):>6}"
+            )
+        lines.append(f"* {selected['note']}")
+    return "\n".join(lines)
