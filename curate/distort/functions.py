@@ -82,7 +82,9 @@ def color_shift(x: np.ndarray, amount: float, rng: np.random.Generator) -> np.nd
     fringes.
     """
     grey = luma(x)
-    gy, gx = np.gradient(grey)
+    # np.gradient needs two samples along an axis; a one-pixel row or column has no gradient there.
+    gy = np.gradient(grey, axis=0) if grey.shape[0] > 1 else np.zeros_like(grey)
+    gx = np.gradient(grey, axis=1) if grey.shape[1] > 1 else np.zeros_like(grey)
     edges = stretch(gaussian_filter(np.hypot(gx, gy), 4.0))
     high = np.percentile(edges, 99.0)
     low = 1.0 - np.percentile(1.0 - edges, 99.0)
@@ -215,9 +217,10 @@ def denoise(x: np.ndarray, variance: float, rng: np.random.Generator) -> np.ndar
     """
     sigma = math.sqrt(variance)
     noisy = np.clip(x + rng.normal(0.0, sigma, x.shape), 0.0, 1.0)
-    return restoration.denoise_nl_means(
+    denoised = restoration.denoise_nl_means(
         noisy, h=0.8 * sigma, sigma=sigma, patch_size=5, patch_distance=6, fast_mode=True, channel_axis=-1
     )
+    return denoised.reshape(x.shape)  # scikit-image squeezes single-pixel rows and columns
 
 
 # --------------------------------------------------------------------------------------------
@@ -238,8 +241,14 @@ def darken(x: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray
 
 
 def mean_shift(x: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:
-    """18: ``amount`` added to every value (clipped; the generator then stretches the result)."""
-    return x + amount
+    """18: ``amount`` added to every value and clipped, then stretched back to the input's range.
+
+    The stretch is the generator's: after clipping, a positive shift becomes a gain that blows out
+    highlights and a negative one a crush of the shadows. A constant image is left as it is.
+    """
+    low, high = float(x.min()), float(x.max())
+    shifted = np.clip(x + amount, 0.0, 1.0)
+    return low + stretch(shifted) * (high - low) if high > low else x
 
 
 # --------------------------------------------------------------------------------------------

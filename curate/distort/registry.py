@@ -4,10 +4,12 @@ Every type is a :class:`Distortion`: call it as ``distortion(image, level, rng)`
 H x W x 3 image, a level 1-5 and a :class:`numpy.random.Generator`; it returns a new uint8 image of
 the same shape. The per-level parameter values are those of the KADID-10k / KADIS-700k generator.
 
-The generator's frame around every distortion is kept: the input is converted to [0, 1] and
-min-max stretched, the distortion is applied and clipped to [0, 1], and the result is min-max
-stretched again before rounding to 8 bits. For a reference that spans 0-255 the first stretch does
-nothing; the second one is what turns a mean shift that clips highlights into a gain change.
+The reference generator also min-max stretches its input and its result to [0, 1]. For a
+reference that spans 0-255 that changes nothing except for mean shift, where stretching the
+clipped result turns the shift into a gain change; for any other reference it would add a contrast
+change that is not part of the distortion (and that the stored reference does not have). So here
+the result is clipped to [0, 1], and only mean shift stretches its result back to the reference's
+own range.
 
 Two types have levels that are not ordered by strength in KADID itself: mean shift (18) goes from
 +0.15 through 0 to -0.15 and contrast change (25) from +0.3 (more contrast) through 0 to -0.6 (less
@@ -78,15 +80,14 @@ def apply(
     *,
     max_pixels: int = MAX_PIXELS,
 ) -> np.ndarray:
-    """Run ``distortion`` at ``level`` inside the generator's frame (stretch, distort, clip, stretch)."""
+    """Run ``distortion`` at ``level`` on ``image`` scaled to [0, 1]; clip and round the result to 8 bits."""
     check_image(image, max_pixels=max_pixels)
     value = distortion.value(level)
-    x = f.stretch(image.astype(np.float64) / 255.0)
+    x = image.astype(np.float64) / 255.0
     y = distortion.core(x, value, rng)
     if y.shape != image.shape:
         raise AssertionError(f"{distortion.name} changed the shape {image.shape} -> {y.shape}")
-    y = f.stretch(np.clip(y, 0.0, 1.0))
-    return f.to_uint8(y)
+    return f.to_uint8(np.clip(y, 0.0, 1.0))
 
 
 # The per-level values of the KADID-10k / KADIS-700k generator. JPEG 2000 level 5 is 400:1 as in
