@@ -212,13 +212,13 @@ def denoise(x: np.ndarray, variance: float, rng: np.random.Generator) -> np.ndar
 
     What is measured is the denoiser's damage: smoothed texture, flattened detail and blotches. The
     reference generator used a learned denoiser whose weights are not available here; this uses
-    non-local means (patch 5 x 5, search 13 x 13, filter strength 0.8 sigma), whose artefacts are of
+    non-local means (patch 5 x 5, search 11 x 11, filter strength 0.8 sigma), whose artefacts are of
     the same kind.
     """
     sigma = math.sqrt(variance)
     noisy = np.clip(x + rng.normal(0.0, sigma, x.shape), 0.0, 1.0)
     denoised = restoration.denoise_nl_means(
-        noisy, h=0.8 * sigma, sigma=sigma, patch_size=5, patch_distance=6, fast_mode=True, channel_axis=-1
+        noisy, h=0.8 * sigma, sigma=sigma, patch_size=5, patch_distance=5, fast_mode=True, channel_axis=-1
     )
     return denoised.reshape(x.shape)  # scikit-image squeezes single-pixel rows and columns
 
