@@ -27,6 +27,7 @@ own reference, documented in :func:`fr_score`.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -125,8 +126,9 @@ PHOTO_LOADERS: dict[str, Callable[[], np.ndarray]] = {
 }
 
 
+@functools.cache
 def load_photo(name: str) -> np.ndarray:
-    """An installed photo as uint8 RGB (alpha composited on white)."""
+    """An installed photo as uint8 RGB (alpha composited on white); read-only, decoded once."""
     try:
         image = np.asarray(PHOTO_LOADERS[name]())
     except Exception as exc:  # a package without its bundled images
@@ -136,7 +138,9 @@ def load_photo(name: str) -> np.ndarray:
     if image.shape[2] == 4:
         alpha = image[..., 3:4].astype(np.float64) / 255.0
         image = np.rint(image[..., :3] * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
-    return np.ascontiguousarray(image[..., :3].astype(np.uint8))
+    image = np.ascontiguousarray(image[..., :3].astype(np.uint8))
+    image.flags.writeable = False
+    return image
 
 
 # --------------------------------------------------------------------------------------------
