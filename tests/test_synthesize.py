@@ -198,6 +198,8 @@ def test_name_collisions_and_bad_inputs_are_refused(tmp_path: Path) -> None:
     empty.mkdir()
     with pytest.raises(CurateError, match="no images"):
         synthesize(empty, tmp_path / "out", quiet=True)
+    with pytest.raises(CurateError, match="another folder"):
+        synthesize(folder, folder, types=(1,), levels=(1,), quiet=True)
     with pytest.raises(CurateError, match="types must be 1-25"):
         synthesize(folder, tmp_path / "out", types=(26,), quiet=True)
 

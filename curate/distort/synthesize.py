@@ -1,7 +1,10 @@
 """``curate synthesize``: render KADID-style distorted versions of reference images.
 
-Input: a corpus table (its reference rows, paths resolved against its ``root``) or a folder of
-images (each one a reference). Output folder ``DIR``:
+Input: a corpus table (its reference rows, paths resolved against its ``root``; a relative root is
+taken from the table's folder) or a folder of images (each top-level image a reference; for nested
+folders run ``curate ingest folder`` first and pass its corpus). References above ``max_pixels``
+(default 16 megapixels, :data:`~curate.distort.registry.MAX_PIXELS`) are rejected unread. Output
+folder ``DIR`` (not the folder of the references):
 
 * ``{ref}_{tt:02d}_{ll:02d}.png`` for every reference, type and level (KADID naming; ``{ref}`` is the
   reference file's stem) and ``{ref}.png``, the reference as it was distorted (8-bit RGB);
@@ -329,6 +332,8 @@ def synthesize(
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise CurateError(f"{out}: exists and is not a folder")
+    if Path(refs).is_dir() and out.resolve() == Path(refs).resolve():
+        raise CurateError(f"{out}: write the outputs to another folder than the reference images")
     references, inputs = collect_references(refs, source=source)
     out.mkdir(parents=True, exist_ok=True)
 
