@@ -211,8 +211,8 @@ def denoise(x: np.ndarray, variance: float, rng: np.random.Generator) -> np.ndar
     """15: Gaussian noise of ``variance`` added (clipped), then removed by a denoiser.
 
     What is measured is the denoiser's damage: smoothed texture, flattened detail and blotches. The
-    reference generator used a learned denoiser whose weights are not available here; this uses
-    non-local means (patch 5 x 5, search 11 x 11, filter strength 0.8 sigma), whose artefacts are of
+    reference generator's own denoiser is not reproduced (nor available here); this uses non-local
+    means (patch 5 x 5, search 11 x 11, filter strength 0.8 sigma), whose artefacts are of
     the same kind.
     """
     sigma = math.sqrt(variance)

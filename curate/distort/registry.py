@@ -5,7 +5,7 @@ H x W x 3 image, a level 1-5 and a :class:`numpy.random.Generator`; it returns a
 the same shape. The per-level parameter values are those of the KADID-10k / KADIS-700k generator.
 
 The reference generator also min-max stretches its input and its result to [0, 1]. For a
-reference that spans 0-255 that changes nothing except for mean shift, where stretching the
+reference that spans 0-255 that changes little, except for mean shift, where stretching the
 clipped result turns the shift into a gain change; for any other reference it would add a contrast
 change that is not part of the distortion (and that the stored reference does not have). So here
 the result is clipped to [0, 1], and only mean shift stretches its result back to the reference's
@@ -13,7 +13,8 @@ own range.
 
 Two types have levels that are not ordered by strength in KADID itself: mean shift (18) goes from
 +0.15 through 0 to -0.15 and contrast change (25) from +0.3 (more contrast) through 0 to -0.6 (less
-contrast), so their distance to the reference dips at level 3.
+contrast), so their distance to the reference falls over the first levels and rises again (lowest
+at level 3, or 3-4 for contrast change).
 """
 
 from __future__ import annotations
