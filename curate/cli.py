@@ -283,7 +283,8 @@ def export_cmd(manifest: str, fmt: str, out: str, val_fraction: float, seed: int
               help="Validation split of the training manifest, by reference content.")
 @click.option("--report-test-best", is_flag=True, help="Also report the test-selected epoch (optimistic).")
 @click.option("--head-only", is_flag=True, help="Train a small regressor on precomputed embeddings.")
-@click.option("--embeddings", type=click.Path(file_okay=False), default=None, help="Embeddings of MANIFEST.")
+@click.option("--embeddings", type=click.Path(file_okay=False), multiple=True,
+              help="Embeddings of MANIFEST; repeat for a manifest spanning several corpora (e.g. train + pool).")
 @click.option("--eval-embeddings", multiple=True, metavar="NAME=DIR", help="Embeddings of an --eval set.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--workers", type=click.IntRange(0), default=None,
@@ -293,13 +294,13 @@ def export_cmd(manifest: str, fmt: str, out: str, val_fraction: float, seed: int
 def train_cmd(
     manifest: str, out: str, evals: tuple[str, ...], epochs: int, batch_size: int, lr: float | None, weights: str,
     arch: str, crop: int, test_crops: int, online_drc: bool, val_fraction: float, report_test_best: bool,
-    head_only: bool, embeddings: str | None, eval_embeddings: tuple[str, ...], device: str, workers: int | None,
+    head_only: bool, embeddings: tuple[str, ...], eval_embeddings: tuple[str, ...], device: str, workers: int | None,
     seed: int, roots: tuple[str, ...],
 ) -> None:
     """Train the reference model on MANIFEST (the paper's protocol by default) into RUN_DIR (-o)."""
     from curate.train import train
 
-    if head_only and embeddings is None:
+    if head_only and not embeddings:
         raise click.UsageError("--head-only needs --embeddings EMB_DIR")
     if eval_embeddings and not head_only:
         raise click.UsageError("--eval-embeddings only applies with --head-only")
@@ -309,7 +310,8 @@ def train_cmd(
     if unknown:
         raise click.BadParameter(f"no --eval set named {unknown[0]!r}", param_hint="--eval-embeddings")
     summary = train(
-        manifest, out, eval_sets=eval_sets, head_only=head_only, embeddings=embeddings, eval_embeddings=eval_emb,
+        manifest, out, eval_sets=eval_sets, head_only=head_only, embeddings=list(embeddings) or None,
+        eval_embeddings=eval_emb,
         root=_root_option(roots), epochs=epochs, batch_size=batch_size, lr=lr, weights=weights, arch=arch,
         crop=crop, test_crops=test_crops, online_drc=online_drc, val_fraction=val_fraction,
         report_test_best=report_test_best, device=device, workers=workers, seed=seed,

@@ -520,8 +520,23 @@ def embedding_shards(directory: str | os.PathLike[str]) -> list[Path]:
     return sorted(Path(directory).glob(EMBEDDING_SHARD_GLOB))
 
 
-def read_embeddings(directory: str | os.PathLike[str]) -> Embeddings:
-    """Read every shard of an embeddings folder; refuse mixed encoders/dims and duplicate ids."""
+def read_embeddings(directory: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> Embeddings:
+    """Read every shard of an embeddings folder; refuse mixed encoders/dims and duplicate ids.
+
+    Several folders (a list) are read as one set: they must share the encoder and dim, and no
+    ``sample_id`` may appear twice (e.g. a training corpus's and a pool's embeddings together).
+    """
+    if isinstance(directory, (list, tuple)):
+        parts = [read_embeddings(d) for d in directory]
+        if not parts:
+            raise TableError("no embeddings folder given")
+        for other in parts[1:]:
+            same_encoder(parts[0], other)
+        ids = np.concatenate([p.ids for p in parts])
+        where = " + ".join(p.where for p in parts)
+        _check_unique(ids, where)
+        vectors = np.concatenate([p.vectors for p in parts])
+        return Embeddings(ids, vectors, parts[0].meta, where)
     where = str(directory)
     if not Path(directory).is_dir():
         raise TableError(f"{where}: embeddings folder does not exist")

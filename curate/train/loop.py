@@ -26,7 +26,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -519,7 +519,7 @@ def train(
     *,
     eval_sets: Mapping[str, str | os.PathLike[str]] | None = None,
     head_only: bool = False,
-    embeddings: str | os.PathLike[str] | None = None,
+    embeddings: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
     eval_embeddings: Mapping[str, str | os.PathLike[str]] | None = None,
     root: RootOverride = None,
     model_factory: Callable[[], nn.Module] | None = None,
@@ -530,7 +530,7 @@ def train(
 
     ``settings`` are :class:`TrainConfig` fields (``epochs``, ``batch_size``, ``lr``, ``weights``,
     ``online_drc``, ``val_fraction``, ...). ``head_only=True`` trains a small regressor on the
-    precomputed ``embeddings`` folder (eval sets take theirs from ``eval_embeddings[name]``, else
+    precomputed ``embeddings`` folder or folders (eval sets take theirs from ``eval_embeddings[name]``, else
     from ``embeddings`` when it covers them). ``model_factory`` replaces the torchvision backbone
     (a module with ``features``, ``head`` and ``forward`` as in :class:`ImageRegressor`).
     Returns the summary dict also written to ``out_dir/summary.json``.
@@ -559,7 +559,8 @@ def train(
         if embeddings is None:
             raise CurateError("--head-only needs --embeddings EMB_DIR (from 'curate embed')")
         emb = read_embeddings(embeddings)
-        inputs["embeddings"] = fingerprint(embeddings)
+        folders = list(embeddings) if isinstance(embeddings, (list, tuple)) else [embeddings]
+        inputs["embeddings"] = [fingerprint(folder) for folder in folders]
         train_source: ImageSource | EmbeddingSource = EmbeddingSource(
             samples_of(images), emb.take(images.sample_ids, what=f"manifest {manifest_path}")
         )
