@@ -257,6 +257,10 @@ def test_report_files_and_html_links(report: tuple[Path, dict]) -> None:
     linked = sorted(re.findall(r'<img src="([^"]+)"', html))
     assert linked == pngs
     assert "http" not in html and "<script" not in html
+    assert 'href="pool_placement.csv"' in html
+    table = pd.read_csv(out / "pool_placement.csv")
+    assert table["sample_id"].tolist() == ["p/P1", "p/P2", "p/P3", "p/P4"]
+    assert table["eligible"].tolist() == [True, False, False, False]
     # no temporary folder left beside the report
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".report")]
 
@@ -288,10 +292,7 @@ def test_sample_cap_limits_hdbscan_not_redundancy(inputs: dict, tmp_path: Path) 
     assert not (tmp_path / "capped" / "map_origin.png").exists()
 
 
-def test_types_restrict_the_corpus(inputs: dict, tmp_path: Path) -> None:
-    s = _run(inputs, tmp_path / "typed", types=(1, 3), pool=None, pool_embeddings=None, manifest=None)
-    assert s["before"]["samples"] == 40
-    assert s["before"]["by_distortion"] == {"1": 20, "3": 20}
+def test_types_that_match_nothing_are_refused(inputs: dict, tmp_path: Path) -> None:
     with pytest.raises(CurateError, match="no non-reference samples of types 7"):
         _run(inputs, tmp_path / "none", types=(7,), pool=None, pool_embeddings=None, manifest=None)
 
@@ -364,7 +365,9 @@ def test_cli_writes_a_report_and_replaces_an_earlier_one(inputs: dict, tmp_path:
     result = CliRunner().invoke(cli, base)
     assert result.exit_code == 0, result.output
     assert "index.html" in result.output and "4 references" in result.output
-    assert json.loads((out / "summary.json").read_text())["before"]["samples"] == 40
+    typed = json.loads((out / "summary.json").read_text())
+    assert typed["before"]["samples"] == 40 and typed["params"]["types"] == [1, 2]
+    assert typed["before"]["by_distortion"] == {"1": 20, "2": 20}
     result = CliRunner().invoke(cli, [*base[:-4], "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert json.loads((out / "summary.json").read_text())["before"]["samples"] == 100
@@ -386,3 +389,28 @@ def test_gini_matches_the_mean_absolute_difference() -> None:
     brute = np.abs(sizes[:, None] - sizes[None, :]).sum() / (2 * sizes.size**2 * sizes.mean())
     assert gini(sizes) == pytest.approx(brute)
     assert gini(np.full(7, 4)) == 0.0
+
+
+def test_a_corpus_without_references_still_gets_a_density_report(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    ids = [f"live/{k:03d}" for k in range(30)]
+    corpus = pd.DataFrame(
+        {
+            "sample_id": ids,
+            "path": [f"{k:03d}.jpg" for k in range(30)],
+            "ref_id": ids,
+            "is_reference": False,
+            "score": np.linspace(0, 10, 30),
+            "source": "live",
+        }
+    )
+    write_table(corpus, tmp_path / "c.parquet", "corpus", make_metadata("corpus", root="img"))
+    vectors = _unit(np.repeat(np.eye(DIM)[:3], 10, axis=0) + 0.02 * rng.normal(size=(30, DIM)))
+    _write_embeddings(tmp_path / "e", ids, vectors)
+    analyze(tmp_path / "c.parquet", tmp_path / "e", tmp_path / "r", quiet=True, min_cluster_size=5)
+    s = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert "at least 2 reference images" in s["content"]["note"]
+    assert s["before"]["clusters"]["found"] == 3 and s["before"]["clusters"]["reference_purity"] == 0.1
+    assert s["before"]["by_distortion"] == {"none": 30}
+    assert not (tmp_path / "r" / "nn_distances.png").exists()
+    assert "at least 2 reference images" in (tmp_path / "r" / "index.html").read_text()

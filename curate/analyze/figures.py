@@ -134,7 +134,7 @@ def plot_map(
     rng = np.random.default_rng(seed)
     for ax, panel in zip(axes[0], panels, strict=True):
         n = panel.xy.shape[0]
-        size = float(np.clip(1500.0 / max(n, 1) ** 0.75, 1.0, 24.0))
+        size = float(np.clip(1500.0 / max(n, 1) ** 0.75, 2.0, 24.0))
         order = rng.permutation(n)
         cat = np.asarray(panel.category, dtype=object)[order]
         xy = panel.xy[order]
@@ -197,12 +197,24 @@ def _log_bins(smallest: int, largest: int) -> np.ndarray:
     return np.unique(np.r_[lo, edges, hi + 1]) - 0.5
 
 
-def _integer_log_axis(ax: Any) -> None:
+def _compact(value: float) -> str:
+    if value < 1:
+        return ""
+    if value < 1000:
+        return f"{value:.0f}"
+    if value < 1_000_000:
+        return f"{value / 1000:g}k"
+    return f"{value / 1_000_000:g}M"
+
+
+def _integer_log_axis(ax: Any, largest: int) -> None:
+    """Log x axis with plain, short tick labels (1, 2, 5, 10, ..., 1k); fewer ticks for wide ranges."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     ax.set_xscale("log")
-    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else ""))
+    subs = (1.0, 2.0, 5.0) if largest <= 2000 else (1.0,)
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=subs))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _compact(v)))
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
@@ -232,7 +244,7 @@ def plot_group_sizes(path: Path, sets: Mapping[str, np.ndarray], *, cap: int, ti
             label=f"{name}: {int(sizes.sum()):,} samples",
         )
     for ax, ylabel in ((ax_groups, f"number of {what}"), (ax_samples, "samples in them")):
-        _integer_log_axis(ax)
+        _integer_log_axis(ax, largest)
         ax.set_xlabel(f"{what[:-1]} size (members, log scale)")
         ax.set_ylabel(ylabel)
         if cap:

@@ -45,6 +45,7 @@ class Figure:
     section: str
     title: str
     caption: str
+    data: str | None = None
 
 
 def _fmt(value: Any) -> str:
@@ -177,6 +178,12 @@ def _clusters_table(summary: dict[str, Any], name: str, top: int = 10) -> str:
     return _table(header, rows) + more
 
 
+def _data_link(figure: Figure) -> str:
+    if figure.data is None:
+        return ""
+    return f' Data: <a href="{escape(figure.data)}">{escape(figure.data)}</a>.'
+
+
 def render_index(summary: dict[str, Any], figures: Sequence[Figure]) -> str:
     """The report page: inputs, a key-numbers table, then the figures by section with captions."""
     has_after = "after" in summary
@@ -228,7 +235,7 @@ def render_index(summary: dict[str, Any], figures: Sequence[Figure]) -> str:
         for f in chosen:
             parts.append(
                 f'<figure><img src="{escape(f.file)}" alt="{escape(f.title)}">'
-                f"<figcaption><b>{escape(f.title)}.</b> {escape(f.caption)}</figcaption></figure>"
+                f"<figcaption><b>{escape(f.title)}.</b> {escape(f.caption)}{_data_link(f)}</figcaption></figure>"
             )
         if section == "density":
             parts.append("<h3>Largest clusters: corpus</h3>" + _clusters_table(summary, "before"))

@@ -50,6 +50,7 @@ from curate.schema import Embeddings, read_corpus, read_embeddings, read_manifes
 
 REPORT_FORMAT = "analyze_report"
 REPORT_FORMAT_VERSION = 1
+POOL_TABLE = "pool_placement.csv"
 
 
 @dataclass(frozen=True)
@@ -312,6 +313,8 @@ def analyze(
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     try:
+        if content is not None and content.pool is not None and candidates_df is not None:
+            _write_pool_table(tmp / POOL_TABLE, content, candidates_df)
         figures = _draw_figures(
             tmp, summary, before, before_result, after, after_result, content, content_after, seed
         )
@@ -750,6 +753,7 @@ def _draw_figures(
                     "Each pool candidate by its distance to the nearest and the farthest training "
                     "reference. Eligible for DDCUp (shaded): novel (right of r) and in distribution "
                     "(below maxT_all), before DDCUp's greedy thinning.",
+                    data=POOL_TABLE,
                 )
             )
 
@@ -794,6 +798,24 @@ def _origin_map(
             "upsampled rows it added. " + map_note,
         )
     )
+
+
+def _write_pool_table(path: Path, content: ContentDistribution, candidates_df: pd.DataFrame) -> None:
+    """One row per pool candidate: its distances to the training references and the two tests."""
+    p = content.pool
+    assert p is not None
+    table = pd.DataFrame(
+        {
+            "sample_id": p.candidate_ids,
+            "ref_id": candidates_df["ref_id"].to_numpy(dtype=object),
+            "min_distance": p.min_distance,
+            "max_distance": p.max_distance,
+            "novel": p.novel,
+            "in_distribution": p.in_distribution,
+            "eligible": p.eligible,
+        }
+    )
+    atomic_write_text(path, table.to_csv(index=False, float_format="%.8f", lineterminator="\n"))
 
 
 def _level_names(levels: np.ndarray) -> np.ndarray:
