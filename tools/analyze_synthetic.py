@@ -58,7 +58,9 @@ class World:
     def distorted(self, ref: np.ndarray, types: np.ndarray, levels: np.ndarray) -> np.ndarray:
         a = (0.16 * levels - 0.1)[:, None]
         noise = _unit(self.rng.normal(size=(len(levels), self.dim)))
-        return _unit(ref * (1 - a) + (self.common + self.types[types]) * a + 0.05 * noise)
+        # noise grows with level: strong distortions of different contents still differ
+        spread = (0.03 + 0.03 * levels)[:, None]
+        return _unit(ref * (1 - a) + (self.common + self.types[types]) * a + spread * noise)
 
     def scores(self, types: np.ndarray, levels: np.ndarray) -> np.ndarray:
         s = 9.6 - 1.7 * (levels - 1) - self.severity[types] + self.rng.normal(0, 0.25, size=len(levels))

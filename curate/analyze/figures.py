@@ -46,9 +46,9 @@ DPI = 100
 NONE_COLOUR = "#b0b0b0"
 SET_COLOURS = {"before": "#4c72b0", "after": "#dd8452"}
 ORIGIN_COLOURS = {
-    "removed by reshape": "#c8c8c8",
-    "kept original": "#4c72b0",
-    "upsampled": "#e1812c",
+    "kept original": "#9ab7d8",
+    "removed by reshape": "#c0392b",
+    "upsampled": "#f08c00",
 }
 ROW_ORIGIN_COLOURS = {"original": "#4c72b0", "upsampled": "#e1812c"}
 
@@ -122,11 +122,13 @@ def plot_map(
     seed: int,
     legend: bool = True,
     background: str | None = None,
+    foreground: Sequence[str] = (),
 ) -> None:
     """Scatter maps side by side (shared axes), points coloured by category.
 
     ``colours`` maps category -> colour; its order is the legend order. ``background`` names a
-    category drawn first, small and faint (noise, removed samples).
+    category drawn first, small and faint (noise); ``foreground`` categories are drawn last, on top
+    (what a reader must not miss: removed or added samples). Others are drawn in a seeded order.
     """
     plt = _pyplot()
     width = 5.2 * len(panels) + (1.8 if legend else 0.2)
@@ -150,11 +152,15 @@ def plot_map(
                 rasterized=True,
             )
             xy, cat = xy[~bg], cat[~bg]
+        if foreground:
+            # stable sort: foreground categories last, the seeded order kept within each layer
+            layer = np.isin(cat, list(foreground)).astype(np.int8)
+            last = np.argsort(layer, kind="stable")
+            xy, cat = xy[last], cat[last]
         lookup = {name: k for k, name in enumerate(colours)}
-        palette = np.array([colours[name] for name in colours], dtype=object)
+        palette = np.array([_rgba(colours[name]) for name in colours]).reshape(-1, 4)
         codes = np.fromiter((lookup[c] for c in cat), dtype=np.int64, count=cat.size)
-        rgba = np.array([_rgba(palette[c]) for c in codes]).reshape(-1, 4)
-        ax.scatter(xy[:, 0], xy[:, 1], s=size, c=rgba, alpha=0.75, linewidths=0, rasterized=True)
+        ax.scatter(xy[:, 0], xy[:, 1], s=size, c=palette[codes], alpha=0.75, linewidths=0, rasterized=True)
         ax.set_title(f"{panel.title} (n = {n:,})")
         ax.set_xlabel("PC 1")
         ax.grid(True, lw=0.3, alpha=0.5)
@@ -195,6 +201,12 @@ def _log_bins(smallest: int, largest: int) -> np.ndarray:
     lo, hi = max(1, int(smallest)), max(int(smallest) + 1, int(largest))
     edges = np.unique(np.round(np.logspace(np.log10(lo), np.log10(hi + 1), 24)).astype(int))
     return np.unique(np.r_[lo, edges, hi + 1]) - 0.5
+
+
+def _thousands() -> Any:
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda v, _: f"{v:,.0f}")
 
 
 def _compact(value: float) -> str:
@@ -245,6 +257,7 @@ def plot_group_sizes(path: Path, sets: Mapping[str, np.ndarray], *, cap: int, ti
         )
     for ax, ylabel in ((ax_groups, f"number of {what}"), (ax_samples, "samples in them")):
         _integer_log_axis(ax, largest)
+        ax.yaxis.set_major_formatter(_thousands())
         ax.set_xlabel(f"{what[:-1]} size (members, log scale)")
         ax.set_ylabel(ylabel)
         if cap:

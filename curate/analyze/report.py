@@ -777,25 +777,31 @@ def _origin_map(
     b_status = np.array(
         ["kept original" if s in kept_ids else "removed by reshape" for s in b_ids], dtype=object
     )
-    up = after.origin[after_result.sample] == "upsampled"
-    xy = np.concatenate([before_result.points[:, :2], after_result.points[up, :2]])
-    status = np.concatenate([b_status, np.full(int(up.sum()), "upsampled", dtype=object)])
+    a_status = np.where(after.origin[after_result.sample] == "upsampled", "upsampled", "kept original")
+    removed = int((b_status == "removed by reshape").sum())
+    added = int((a_status == "upsampled").sum())
     fig.plot_map(
         folder / "map_origin.png",
-        [fig.MapPanel("corpus + upsampled", xy, status)],
+        [
+            fig.MapPanel(f"corpus: {removed:,} removed", before_result.points[:, :2], b_status),
+            fig.MapPanel(
+                f"manifest: {added:,} upsampled", after_result.points[:, :2], a_status.astype(object)
+            ),
+        ],
         fig.ORIGIN_COLOURS,
         title="What reshaping did",
         legend_title="origin",
         seed=seed,
-        background="removed by reshape",
+        foreground=("removed by reshape", "upsampled"),
     )
     out.append(
         Figure(
             "map_origin.png",
             "reshape",
             "What reshaping did",
-            "Corpus samples kept in the manifest, corpus samples it removed (light grey) and the "
-            "upsampled rows it added. " + map_note,
+            "Left: the corpus samples, those the manifest no longer holds drawn on top. Right: the manifest's "
+            "rows, the upsampled ones (new contents with pseudo-labels) drawn on top. Counts are of the "
+            "points drawn. " + map_note,
         )
     )
 
