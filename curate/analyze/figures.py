@@ -424,6 +424,7 @@ def plot_scores(path: Path, before: np.ndarray, after: Mapping[str, np.ndarray] 
     ax.hist(before, bins=bins, color=SET_COLOURS["before"], alpha=0.8)
     ax.set_title(f"corpus samples (n = {before.size:,})")
     ax.set_ylabel("samples")
+    ax.yaxis.set_major_formatter(_thousands())
     if after is not None:
         ax = axes[0][1]
         names = [k for k, v in after.items() if v.size]

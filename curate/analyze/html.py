@@ -125,8 +125,14 @@ def _key_numbers(summary: dict[str, Any]) -> list[tuple[str, str, str | None]]:
     return rows
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str | None]], numeric_from: int = 1) -> str:
-    """An HTML table; cells from column ``numeric_from`` on are right-aligned; None cells are left out."""
+def _table(
+    header: Sequence[str],
+    rows: Sequence[Sequence[str | None]],
+    numeric_from: int = 1,
+    text_columns: Sequence[int] = (),
+) -> str:
+    """An HTML table; cells from column ``numeric_from`` on (except ``text_columns``) are right-aligned;
+    None cells are left out."""
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
     body = []
     for r in rows:
@@ -139,7 +145,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str | None]], numeric_
         for k, cell in enumerate(r):
             if cell is None:
                 continue
-            cls = ' class="num"' if k >= numeric_from else ""
+            cls = ' class="num"' if k >= numeric_from and k not in text_columns else ""
             cells.append(f"<td{cls}>{cell}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
@@ -175,7 +181,17 @@ def _clusters_table(summary: dict[str, Any], name: str, top: int = 10) -> str:
         "mean score",
     ]
     more = f'<p class="note">{len(table) - top:,} more in summary.json.</p>' if len(table) > top else ""
-    return _table(header, rows) + more
+    return _table(header, rows, text_columns=(3, 5)) + more
+
+
+def _param(name: str, value: Any) -> str:
+    if name == "types" and value is None:
+        return "all"
+    if name == "min_samples" and value is None:
+        return "= min_cluster_size"
+    if isinstance(value, list):
+        return escape(",".join(map(str, value)))
+    return _fmt(value)
 
 
 def _data_link(figure: Figure) -> str:
@@ -247,10 +263,7 @@ def render_index(summary: dict[str, Any], figures: Sequence[Figure]) -> str:
     parts.append(
         _table(
             ["parameter", "value"],
-            [
-                (escape(k), _fmt(v) if not isinstance(v, list) else escape(",".join(map(str, v))))
-                for k, v in p.items()
-            ],
+            [(escape(k), _param(k, v)) for k, v in p.items()],
         )
     )
     parts.append(

@@ -182,77 +182,6 @@ def analyze(
         "keep_fraction": keep_fraction,
         "map": "pca",
     }
-    steps = Progress(7, "analyze", "step", quiet=quiet)
-
-    # -- inputs
-    corpus_df, _ = read_corpus(corpus)
-    corpus_df = corpus_df.sort_values("sample_id", kind="stable").reset_index(drop=True)
-    emb = read_embeddings(embeddings)
-    pool_emb = None
-    if pool_embeddings is not None:
-        pool_emb = read_embeddings(pool_embeddings)
-        same_encoder(emb, pool_emb)
-    is_ref = corpus_df["is_reference"].to_numpy(dtype=bool)
-    selected = ~is_ref
-    if types is not None:
-        dist = corpus_df["distortion"].astype("Int64").fillna(NO_DISTORTION).to_numpy(np.int64)
-        selected &= np.isin(dist, np.asarray(list(types), dtype=np.int64))
-    if not selected.any():
-        what = f" of types {','.join(map(str, types))}" if types is not None else ""
-        raise CurateError(f"{corpus}: no non-reference samples{what} to analyse")
-    before_df = corpus_df[selected]
-    before = _sample_set("before", before_df, emb.take(_ids(before_df), what="corpus"), "original")
-    refs_df = corpus_df[is_ref]
-    steps.update()
-
-    # -- content distribution (and the pool's placement)
-    content = None
-    content_note = None
-    candidates_df = None
-    pool_df = None
-    if pool is not None:
-        pool_df, _ = read_corpus(pool)
-        pool_df = pool_df.sort_values("sample_id", kind="stable").reset_index(drop=True)
-        candidates_df = pool_df[pool_df["is_reference"].to_numpy(dtype=bool)]
-        if candidates_df.empty:
-            raise CurateError(f"{pool}: the pool has no reference images (is_reference); nothing to place")
-    if len(refs_df) >= 2:
-        assert pool_emb is not None or candidates_df is None
-        content = content_distribution(
-            _ids(refs_df),
-            emb.take(_ids(refs_df), what="corpus references"),
-            candidate_ids=None if candidates_df is None else _ids(candidates_df),
-            candidate_vectors=None
-            if candidates_df is None
-            else pool_emb.take(_ids(candidates_df), what="pool references"),  # type: ignore[union-attr]
-            device=device,
-        )
-    elif candidates_df is not None:
-        raise CurateError(
-            f"{corpus}: placing a pool needs at least 2 training references (is_reference rows); "
-            f"found {len(refs_df)}"
-        )
-    else:
-        content_note = (
-            f"content distribution needs at least 2 reference images (is_reference); found {len(refs_df)}"
-        )
-    steps.update()
-
-    # -- the manifest (after reshaping)
-    after = None
-    manifest_df = None
-    if manifest is not None:
-        manifest_df, _ = read_manifest(manifest)
-        manifest_df = manifest_df.sort_values("sample_id", kind="stable").reset_index(drop=True)
-        after = _manifest_set(manifest, manifest_df, emb, pool_emb)
-    content_after = _content_after(content, refs_df, emb, manifest_df, pool_df, pool_emb, device)
-    steps.update()
-
-    # -- density structure: one projection (fit on the corpus sample) for both sets
-    before_sample = subsample(before.ids, sample_cap, seed)
-    if before_sample.size < 2:
-        raise CurateError(f"{corpus}: at least 2 samples are needed for the density analysis")
-    projection = fit_projection(before.vectors[before_sample], pca_dims, seed)
     cluster_args = {"min_cluster_size": min_cluster_size, "min_samples": min_samples}
     redundancy_args = {
         "similarity_threshold": similarity_threshold,
@@ -261,73 +190,90 @@ def analyze(
         "keep_fraction": keep_fraction,
         "device": device,
     }
-    before_result = _analyse_set(before, before_sample, projection, cluster_args, redundancy_args)
-    steps.update()
-    after_result = None
-    if after is not None:
-        after_result = _analyse_set(
-            after, subsample(after.ids, sample_cap, seed), projection, cluster_args, redundancy_args
-        )
-    steps.update()
-
-    # -- summary
-    inputs = {
-        name: {"path": str(path), **fingerprint(path)}
-        for name, path in (
-            ("corpus", corpus),
-            ("embeddings", embeddings),
-            ("pool", pool),
-            ("pool_embeddings", pool_embeddings),
-            ("manifest", manifest),
-        )
-        if path is not None
-    }
-    summary: dict[str, Any] = {
-        "format": REPORT_FORMAT,
-        "format_version": REPORT_FORMAT_VERSION,
-        "curate_version": __version__,
-        "command": command_line(),
-        "seed": seed,
-        "params": params,
-        "inputs": inputs,
-        "encoder": emb.encoder,
-        "dim": emb.dim,
-        "corpus": _corpus_numbers(corpus_df, before),
-        "content": _content_numbers(content, content_after, content_note),
-        "projection": {
-            "dims": projection.dims,
-            "explained_variance": float(projection.explained_variance_ratio.sum()),
-            "map_explained_variance": float(projection.explained_variance_ratio[:2].sum()),
-            "fitted_on": int(before_sample.size),
-        },
-        "before": _set_numbers(before, before_result, sample_cap),
-    }
-    if after is not None and after_result is not None and manifest_df is not None:
-        summary["after"] = _set_numbers(after, after_result, sample_cap)
-        summary["reshape"] = _reshape_numbers(before, after, manifest_df)
-    summary = _plain(summary)
-
-    # -- write the folder
-    tmp = temporary_name(out)
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    try:
-        if content is not None and content.pool is not None and candidates_df is not None:
-            _write_pool_table(tmp / POOL_TABLE, content, candidates_df)
-        figures = _draw_figures(
-            tmp, summary, before, before_result, after, after_result, content, content_after, seed
-        )
+    with Progress(6, "analyze", "step", quiet=quiet) as steps:
+        data = _read_inputs(corpus, embeddings, pool, pool_embeddings, manifest, types)
         steps.update()
-        text = json.dumps(summary, indent=2, allow_nan=False) + "\n"
-        atomic_write_text(tmp / "summary.json", text)
-        atomic_write_text(tmp / "index.html", render_index(summary, figures))
-        _publish(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    steps.update()
-    steps.close()
+
+        content, content_note = _measure_content(data, corpus, device)
+        content_after = _content_after(content, data, device)
+        steps.update()
+
+        # one projection, fitted on the corpus sample, for both sets: their maps share axes
+        before_sample = subsample(data.before.ids, sample_cap, seed)
+        if before_sample.size < 2:
+            raise CurateError(f"{corpus}: at least 2 samples are needed for the density analysis")
+        projection = fit_projection(data.before.vectors[before_sample], pca_dims, seed)
+        before_result = _analyse_set(data.before, before_sample, projection, cluster_args, redundancy_args)
+        steps.update()
+        after_result = None
+        if data.after is not None:
+            after_sample = subsample(data.after.ids, sample_cap, seed)
+            after_result = _analyse_set(data.after, after_sample, projection, cluster_args, redundancy_args)
+        steps.update()
+
+        inputs = {
+            name: {"path": str(path), **fingerprint(path)}
+            for name, path in (
+                ("corpus", corpus),
+                ("embeddings", embeddings),
+                ("pool", pool),
+                ("pool_embeddings", pool_embeddings),
+                ("manifest", manifest),
+            )
+            if path is not None
+        }
+        summary: dict[str, Any] = {
+            "format": REPORT_FORMAT,
+            "format_version": REPORT_FORMAT_VERSION,
+            "curate_version": __version__,
+            "command": command_line(),
+            "seed": seed,
+            "params": params,
+            "inputs": inputs,
+            "encoder": data.emb.encoder,
+            "dim": data.emb.dim,
+            "corpus": _corpus_numbers(data.corpus_df, data.before),
+            "content": _content_numbers(content, content_after, content_note),
+            "projection": {
+                "dims": projection.dims,
+                "explained_variance": float(projection.explained_variance_ratio.sum()),
+                "map_explained_variance": float(projection.explained_variance_ratio[:2].sum()),
+                "fitted_on": int(before_sample.size),
+            },
+            "before": _set_numbers(data.before, before_result, sample_cap),
+        }
+        if data.after is not None and after_result is not None and data.manifest_df is not None:
+            summary["after"] = _set_numbers(data.after, after_result, sample_cap)
+            summary["reshape"] = _reshape_numbers(data.before, data.after, data.manifest_df)
+        summary = _plain(summary)
+
+        # build the whole folder beside the target, then swap it in
+        tmp = temporary_name(out)
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        try:
+            if content is not None and content.pool is not None and data.candidates_df is not None:
+                _write_pool_table(tmp / POOL_TABLE, content, data.candidates_df)
+            figures = _draw_figures(
+                tmp,
+                summary,
+                data.before,
+                before_result,
+                data.after,
+                after_result,
+                content,
+                content_after,
+                seed,
+            )
+            text = json.dumps(summary, indent=2, allow_nan=False) + "\n"
+            atomic_write_text(tmp / "summary.json", text)
+            atomic_write_text(tmp / "index.html", render_index(summary, figures))
+            _publish(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        steps.update()
     return Report(out, summary, [f.file for f in figures])
 
 
@@ -375,32 +321,115 @@ def _manifest_set(
     return _sample_set("after", frame, vectors, origin)
 
 
-def _content_after(
-    content: ContentDistribution | None,
-    refs_df: pd.DataFrame,
-    emb: Embeddings,
-    manifest_df: pd.DataFrame | None,
-    pool_df: pd.DataFrame | None,
-    pool_emb: Embeddings | None,
-    device: str,
-) -> dict[str, Any] | None:
+@dataclass
+class _Inputs:
+    """Everything read from disk, rows sorted by sample_id."""
+
+    corpus_df: pd.DataFrame
+    refs_df: pd.DataFrame
+    before: SampleSet
+    emb: Embeddings
+    pool_emb: Embeddings | None
+    pool_df: pd.DataFrame | None
+    candidates_df: pd.DataFrame | None
+    manifest_df: pd.DataFrame | None
+    after: SampleSet | None
+
+
+def _read_inputs(
+    corpus: str | os.PathLike[str],
+    embeddings: str | os.PathLike[str],
+    pool: str | os.PathLike[str] | None,
+    pool_embeddings: str | os.PathLike[str] | None,
+    manifest: str | os.PathLike[str] | None,
+    types: Sequence[int] | None,
+) -> _Inputs:
+    """Read and check the tables and embeddings; refuse mixed encoders and uncovered samples."""
+    corpus_df, _ = read_corpus(corpus)
+    corpus_df = corpus_df.sort_values("sample_id", kind="stable").reset_index(drop=True)
+    emb = read_embeddings(embeddings)
+    pool_emb = None
+    if pool_embeddings is not None:
+        pool_emb = read_embeddings(pool_embeddings)
+        same_encoder(emb, pool_emb)
+    is_ref = corpus_df["is_reference"].to_numpy(dtype=bool)
+    selected = ~is_ref
+    if types is not None:
+        dist = corpus_df["distortion"].astype("Int64").fillna(NO_DISTORTION).to_numpy(np.int64)
+        selected &= np.isin(dist, np.asarray(list(types), dtype=np.int64))
+    if not selected.any():
+        what = f" of types {','.join(map(str, types))}" if types is not None else ""
+        raise CurateError(f"{corpus}: no non-reference samples{what} to analyse")
+    before_df = corpus_df[selected]
+    before = _sample_set("before", before_df, emb.take(_ids(before_df), what="corpus"), "original")
+
+    pool_df = candidates_df = None
+    if pool is not None:
+        pool_df, _ = read_corpus(pool)
+        pool_df = pool_df.sort_values("sample_id", kind="stable").reset_index(drop=True)
+        candidates_df = pool_df[pool_df["is_reference"].to_numpy(dtype=bool)]
+        if candidates_df.empty:
+            raise CurateError(f"{pool}: the pool has no reference images (is_reference); nothing to place")
+
+    manifest_df = after = None
+    if manifest is not None:
+        manifest_df, _ = read_manifest(manifest)
+        manifest_df = manifest_df.sort_values("sample_id", kind="stable").reset_index(drop=True)
+        after = _manifest_set(manifest, manifest_df, emb, pool_emb)
+    return _Inputs(
+        corpus_df, corpus_df[is_ref], before, emb, pool_emb, pool_df, candidates_df, manifest_df, after
+    )
+
+
+def _measure_content(
+    data: _Inputs, corpus: str | os.PathLike[str], device: str
+) -> tuple[ContentDistribution | None, str | None]:
+    """DDCUp's thresholds on the corpus references and the pool's placement (or a note why not)."""
+    refs = data.refs_df
+    if len(refs) < 2:
+        if data.candidates_df is not None:
+            raise CurateError(
+                f"{corpus}: placing a pool needs at least 2 training references (is_reference rows); "
+                f"found {len(refs)}"
+            )
+        return (
+            None,
+            f"content distribution needs at least 2 reference images (is_reference); found {len(refs)}",
+        )
+    candidate_ids = candidate_vectors = None
+    if data.candidates_df is not None:
+        assert data.pool_emb is not None
+        candidate_ids = _ids(data.candidates_df)
+        candidate_vectors = data.pool_emb.take(candidate_ids, what="pool references")
+    content = content_distribution(
+        _ids(refs),
+        data.emb.take(_ids(refs), what="corpus references"),
+        candidate_ids=candidate_ids,
+        candidate_vectors=candidate_vectors,
+        device=device,
+    )
+    return content, None
+
+
+def _content_after(content: ContentDistribution | None, data: _Inputs, device: str) -> dict[str, Any] | None:
     """The references behind the manifest's rows (training references still used + new contents)."""
+    manifest_df = data.manifest_df
     if content is None or manifest_df is None:
         return None
     origin = manifest_df["origin"].to_numpy(dtype=object)
     used_refs = set(manifest_df.loc[origin == "original", "ref_id"].astype(str))
     new_refs = set(manifest_df.loc[origin == "upsampled", "ref_id"].astype(str))
-    kept = refs_df[refs_df["ref_id"].astype(str).isin(used_refs)]
-    vectors = [emb.take(_ids(kept), what="corpus references")]
+    kept = data.refs_df[data.refs_df["ref_id"].astype(str).isin(used_refs)]
+    vectors = [data.emb.take(_ids(kept), what="corpus references")]
     ids = [_ids(kept)]
     missing_new = len(new_refs)
     if new_refs:
-        if pool_df is None or pool_emb is None:
+        if data.pool_df is None or data.pool_emb is None:
             return {"note": "the manifest adds new contents; pass --pool to measure the content spread after"}
-        pool_refs = pool_df[
-            pool_df["is_reference"].to_numpy(dtype=bool) & pool_df["ref_id"].astype(str).isin(new_refs)
-        ]
-        vectors.append(pool_emb.take(_ids(pool_refs), what="pool references"))
+        pool_df = data.pool_df
+        is_new = pool_df["is_reference"].to_numpy(dtype=bool) & pool_df["ref_id"].astype(str).isin(new_refs)
+        pool_refs = pool_df[is_new]
+        vectors.append(data.pool_emb.take(_ids(pool_refs), what="pool references"))
         ids.append(_ids(pool_refs))
         missing_new = len(new_refs - set(pool_refs["ref_id"].astype(str)))
     all_ids = np.concatenate(ids)
