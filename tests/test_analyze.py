@@ -414,3 +414,28 @@ def test_a_corpus_without_references_still_gets_a_density_report(tmp_path: Path)
     assert s["before"]["by_distortion"] == {"none": 30}
     assert not (tmp_path / "r" / "nn_distances.png").exists()
     assert "at least 2 reference images" in (tmp_path / "r" / "index.html").read_text()
+
+
+def test_cluster_structure_purity_and_levels() -> None:
+    from curate.analyze.density import cluster_structure
+
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, -1])
+    reference = np.array(["a", "a", "a", "b", "c", "d", "e", "a"])
+    distortion = np.array([1, 1, 2, 2, 3, 3, 3, -1])
+    level = np.array([1, 1, 1, 1, 5, 5, 5, 0])
+    score = np.array([9.0, 9.0, 8.0, 8.0, 1.0, 2.0, 3.0, np.nan])
+    s = cluster_structure(labels, reference, distortion, level, score)
+    assert s["found"] == 2 and s["clustered"] == 7 and s["noise_share"] == pytest.approx(1 / 8)
+    first, second = s["table"]
+    assert (first["top_reference"], first["reference_purity"], first["references"]) == ("a", 0.75, 2)
+    # a tie between types 1 and 2 goes to the smaller code
+    assert (first["top_distortion"], first["distortion_purity"]) == (1, 0.5)
+    assert (second["reference_purity"], second["distortion_purity"], second["mean_score"]) == (
+        1 / 3,
+        1.0,
+        2.0,
+    )
+    assert s["reference_purity"] == pytest.approx((3 + 1) / 7)
+    assert s["distortion_purity"] == pytest.approx((2 + 3) / 7)
+    by_level = {row["level"]: row for row in s["purity_by_level"]}
+    assert by_level[1]["reference_purity"] == 0.75 and by_level[5]["distortion_purity"] == 1.0
