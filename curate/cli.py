@@ -94,6 +94,13 @@ def main() -> None:
 )
 @click.option("--pca-dims", default=32, show_default=True, type=click.IntRange(min=2), help="PCA dims for HDBSCAN.")
 @click.option("--min-cluster-size", default=10, show_default=True, type=click.IntRange(min=2), help="HDBSCAN.")
+@click.option(
+    "--cluster-selection",
+    default="leaf",
+    show_default=True,
+    type=click.Choice(["leaf", "eom"]),
+    help="HDBSCAN cluster selection (leaf: finest clusters, comparable before/after).",
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda (neighbour search).")
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Report folder.")
 def analyze_command(
@@ -107,6 +114,7 @@ def analyze_command(
     sample_cap: int,
     pca_dims: int,
     min_cluster_size: int,
+    cluster_selection: str,
     device: str,
     output: str,
 ) -> None:
@@ -132,6 +140,7 @@ def analyze_command(
         sample_cap=sample_cap,
         pca_dims=pca_dims,
         min_cluster_size=min_cluster_size,
+        cluster_selection=cluster_selection,
         device=device,
     )
     for line in report.lines():

@@ -27,6 +27,8 @@ from curate.reshape.downsample import (
 DEFAULT_SAMPLE_CAP = 20_000
 DEFAULT_PCA_DIMS = 32
 DEFAULT_MIN_CLUSTER_SIZE = 10
+CLUSTER_SELECTIONS = ("leaf", "eom")
+DEFAULT_CLUSTER_SELECTION = "leaf"
 NO_DISTORTION = -1
 
 
@@ -79,11 +81,21 @@ def fit_projection(vectors: np.ndarray, dims: int, seed: int) -> Projection:
     return Projection(pca.mean_, pca.components_, pca.explained_variance_ratio_)
 
 
-def find_clusters(points: np.ndarray, min_cluster_size: int, min_samples: int | None = None) -> np.ndarray:
+def find_clusters(
+    points: np.ndarray,
+    min_cluster_size: int,
+    min_samples: int | None = None,
+    selection: str = DEFAULT_CLUSTER_SELECTION,
+) -> np.ndarray:
     """HDBSCAN labels for [n, d] points: -1 for noise, clusters numbered 0.. by size (largest first).
 
-    Ties in size are ordered by the cluster's first member, so the numbering is deterministic.
+    ``selection`` is HDBSCAN's cluster selection: ``leaf`` (default) takes the finest clusters of the
+    condensed tree, which stay comparable between two sets; ``eom`` (excess of mass) may instead
+    pick one cluster near the root when the density hierarchy shifts. Ties in size are ordered by
+    the cluster's first member, so the numbering is deterministic.
     """
+    if selection not in CLUSTER_SELECTIONS:
+        raise ValueError(f"cluster selection {selection!r} is not one of {CLUSTER_SELECTIONS}")
     n = points.shape[0]
     labels = np.full(n, -1, dtype=np.int64)
     if n <= min_cluster_size:
@@ -93,6 +105,7 @@ def find_clusters(points: np.ndarray, min_cluster_size: int, min_samples: int | 
     raw = hdbscan.HDBSCAN(
         min_cluster_size=min_cluster_size,
         min_samples=min_samples,
+        cluster_selection_method=selection,
         core_dist_n_jobs=1,
     ).fit_predict(np.ascontiguousarray(points, dtype=np.float64))
     found = np.unique(raw[raw >= 0])
@@ -183,6 +196,7 @@ def cluster_structure(
     return {
         "found": k,
         "clustered": int(clustered.sum()),
+        "largest_share": float(sizes.max() / clustered.sum()) if k else None,
         "noise_share": float(1.0 - clustered.mean()) if n else 0.0,
         "size": describe(sizes),
         "size_gini": gini(sizes),

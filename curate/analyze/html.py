@@ -254,6 +254,14 @@ def render_index(summary: dict[str, Any], figures: Sequence[Figure]) -> str:
                 f"<figcaption><b>{escape(f.title)}.</b> {escape(f.caption)}{_data_link(f)}</figcaption></figure>"
             )
         if section == "density":
+            for name in ("before", "after"):
+                share = _get(summary, name, "clusters", "largest_share")
+                if share is not None and share > 0.5:
+                    parts.append(
+                        f'<p class="note">{"corpus" if name == "before" else "manifest"}: one cluster holds '
+                        f"{_pct(share)} of the clustered samples; with <code>eom</code> selection try "
+                        "<code>--cluster-selection leaf</code> or a smaller <code>--min-cluster-size</code>.</p>"
+                    )
             parts.append("<h3>Largest clusters: corpus</h3>" + _clusters_table(summary, "before"))
             if has_after:
                 parts.append("<h3>Largest clusters: manifest</h3>" + _clusters_table(summary, "after"))

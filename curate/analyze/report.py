@@ -28,6 +28,8 @@ from curate import __version__
 from curate.analyze import figures as fig
 from curate.analyze.content import ContentDistribution, content_distribution, content_summary, describe
 from curate.analyze.density import (
+    CLUSTER_SELECTIONS,
+    DEFAULT_CLUSTER_SELECTION,
     DEFAULT_MIN_CLUSTER_SIZE,
     DEFAULT_PCA_DIMS,
     DEFAULT_SAMPLE_CAP,
@@ -147,6 +149,7 @@ def analyze(
     pca_dims: int = DEFAULT_PCA_DIMS,
     min_cluster_size: int = DEFAULT_MIN_CLUSTER_SIZE,
     min_samples: int | None = None,
+    cluster_selection: str = DEFAULT_CLUSTER_SELECTION,
     similarity_threshold: float = SIMILARITY_THRESHOLD,
     max_score_gap: float = MAX_SCORE_GAP,
     group_cap: int = GROUP_CAP,
@@ -166,6 +169,10 @@ def analyze(
         raise CurateError(f"--pca-dims {pca_dims}: must be at least 2 (the map uses two components)")
     if min_cluster_size < 2:
         raise CurateError(f"--min-cluster-size {min_cluster_size}: must be at least 2")
+    if cluster_selection not in CLUSTER_SELECTIONS:
+        raise CurateError(
+            f"--cluster-selection {cluster_selection!r}: one of {', '.join(CLUSTER_SELECTIONS)}"
+        )
     if pool is not None and pool_embeddings is None:
         raise CurateError("--pool needs --pool-embeddings (the pool candidates' embeddings)")
     out = Path(out_dir)
@@ -176,13 +183,18 @@ def analyze(
         "pca_dims": pca_dims,
         "min_cluster_size": min_cluster_size,
         "min_samples": min_samples,
+        "cluster_selection": cluster_selection,
         "similarity_threshold": similarity_threshold,
         "max_score_gap": max_score_gap,
         "group_cap": group_cap,
         "keep_fraction": keep_fraction,
         "map": "pca",
     }
-    cluster_args = {"min_cluster_size": min_cluster_size, "min_samples": min_samples}
+    cluster_args = {
+        "min_cluster_size": min_cluster_size,
+        "min_samples": min_samples,
+        "selection": cluster_selection,
+    }
     redundancy_args = {
         "similarity_threshold": similarity_threshold,
         "max_score_gap": max_score_gap,
@@ -460,7 +472,7 @@ def _analyse_set(
     redundancy_args: dict[str, Any],
 ) -> SetAnalysis:
     points = projection.transform(samples.vectors[sample])
-    labels = find_clusters(points, cluster_args["min_cluster_size"], cluster_args["min_samples"])
+    labels = find_clusters(points, **cluster_args)
     clusters = cluster_structure(
         labels,
         samples.reference[sample],
@@ -666,7 +678,8 @@ def _draw_figures(
             "map_clusters.png",
             "density",
             "HDBSCAN clusters on the map",
-            f"HDBSCAN (min cluster size {p['min_cluster_size']}) on {summary['projection']['dims']} "
+            f"HDBSCAN (min cluster size {p['min_cluster_size']}, {p['cluster_selection']} selection) on "
+            f"{summary['projection']['dims']} "
             "PCA dimensions, drawn on the 2-D map; colours repeat when there are many clusters.",
         )
     )
