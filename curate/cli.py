@@ -218,6 +218,80 @@ def demo_corpus_command(out_dir: str, seed: int, workers: int) -> None:
 # ---- analyze -----------------------------------------------------------------------------------
 
 
+@cli.command("analyze")
+@click.option("--corpus", required=True, type=click.Path(exists=True, dir_okay=False), help="Corpus table.")
+@click.option("--embeddings", required=True, type=click.Path(exists=True, file_okay=False), help="Its embeddings.")
+@click.option("--pool", type=click.Path(exists=True, dir_okay=False), help="Candidate pool corpus (optional).")
+@click.option(
+    "--pool-embeddings",
+    type=click.Path(exists=True, file_okay=False),
+    help="Pool embeddings (for --pool, and for a manifest's upsampled rows).",
+)
+@click.option("--manifest", type=click.Path(exists=True, dir_okay=False), help="A reshaped manifest: before/after.")
+@click.option("--types", default=None, help="Distortion types of the corpus to analyse: a preset or a list (1,3,10).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed for sampling, PCA and figures.")
+@click.option(
+    "--sample-cap",
+    default=20_000,
+    show_default=True,
+    type=click.IntRange(min=2),
+    help="At most this many samples per set for PCA, HDBSCAN and the maps (seeded sample).",
+)
+@click.option("--pca-dims", default=32, show_default=True, type=click.IntRange(min=2), help="PCA dims for HDBSCAN.")
+@click.option("--min-cluster-size", default=10, show_default=True, type=click.IntRange(min=2), help="HDBSCAN.")
+@click.option(
+    "--cluster-selection",
+    default="leaf",
+    show_default=True,
+    type=click.Choice(["leaf", "eom"]),
+    help="HDBSCAN cluster selection (leaf: finest clusters, comparable before/after).",
+)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda (neighbour search).")
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Report folder.")
+def analyze_command(
+    corpus: str,
+    embeddings: str,
+    pool: str | None,
+    pool_embeddings: str | None,
+    manifest: str | None,
+    types: str | None,
+    seed: int,
+    sample_cap: int,
+    pca_dims: int,
+    min_cluster_size: int,
+    cluster_selection: str,
+    device: str,
+    output: str,
+) -> None:
+    """Content distribution and density structure of a corpus (before/after a reshape) as a report."""
+    from curate.analyze import analyze
+    from curate.reshape.presets import parse_types
+
+    if pool is not None and pool_embeddings is None:
+        raise click.UsageError("--pool needs --pool-embeddings")
+    try:
+        selected = None if types is None else parse_types(types)
+    except CurateError as exc:
+        raise click.BadParameter(str(exc), param_hint="--types") from None
+    report = analyze(
+        corpus,
+        embeddings,
+        output,
+        pool=pool,
+        pool_embeddings=pool_embeddings,
+        manifest=manifest,
+        types=selected,
+        seed=seed,
+        sample_cap=sample_cap,
+        pca_dims=pca_dims,
+        min_cluster_size=min_cluster_size,
+        cluster_selection=cluster_selection,
+        device=device,
+    )
+    for line in report.lines():
+        click.echo(line)
+
+
 # ---- export / train ----------------------------------------------------------------------------
 
 
