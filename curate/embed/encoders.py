@@ -238,7 +238,7 @@ def _create_clip(model_name: str, checkpoint: str | None, what: str, **kwargs: A
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # our own checks replace open_clip's warnings
             return open_clip.create_model(model_name, pretrained=checkpoint, weights_only=True, **kwargs)
-    except (RuntimeError, ValueError, KeyError, OSError) as exc:
+    except (RuntimeError, ValueError, KeyError, OSError, AssertionError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CurateError(f"{what}: cannot load these weights into {model_name} ({first[:300]})") from None
 
@@ -267,7 +267,7 @@ def _clip_from_local_dir(pretrained: str, what: str) -> tuple[Any, dict[str, Any
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             model = open_clip.create_model(LOCAL_DIR_PREFIX + str(folder), weights_only=True)
-    except (RuntimeError, ValueError, KeyError, OSError) as exc:
+    except (RuntimeError, ValueError, KeyError, OSError, AssertionError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CurateError(f"{what}: cannot load {checkpoint} ({first[:300]})") from None
     weights = {
@@ -286,18 +286,23 @@ def _clip_from_tag(model_name: str, tag: str, what: str) -> tuple[Any, dict[str,
     if model_name not in open_clip.list_models():
         raise CurateError(f"--model {model_name}: not an open_clip model config (see open_clip.list_models())")
     tag_cfg = open_clip.get_pretrained_cfg(model_name, tag)
+    base_name = model_name.removesuffix("-quickgelu")
+    if not tag_cfg and base_name != model_name:
+        base_cfg = open_clip.get_pretrained_cfg(base_name, tag)
+        if base_cfg and not base_cfg.get("quick_gelu", False):
+            raise CurateError(
+                f"{what}: tag {tag} was trained with GELU, but {model_name} uses QuickGELU; use --model {base_name}"
+            )
     if not tag_cfg:
         known = ", ".join(open_clip.list_pretrained_tags_by_model(model_name)) or "none"
         raise CurateError(
             f"{what}: neither an existing file, a local-dir: folder nor a known tag for {model_name} "
             f"(known tags: {known})"
         )
+    # open_clip only warns when a tag's activation differs from the config's; force the tag's.
     tag_quick_gelu = bool(tag_cfg.get("quick_gelu", False))
-    if model_name.endswith("-quickgelu") and not tag_quick_gelu:
-        raise CurateError(
-            f"{what}: tag {tag} was trained with GELU, but {model_name} uses QuickGELU; "
-            f"use --model {model_name.removesuffix('-quickgelu')}"
-        )
+    if base_name != model_name and not tag_quick_gelu:
+        raise CurateError(f"{what}: tag {tag} was trained with GELU, but {model_name} uses QuickGELU")
     path = _cached_tag_file(tag_cfg)
     if path is None:
         source = tag_cfg.get("hf_hub") or tag_cfg.get("url")
