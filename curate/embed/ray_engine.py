@@ -159,7 +159,7 @@ def run_ray(
             },
             batch_size=batch_size,
             batch_format="numpy",
-            concurrency=actor_count,
+            compute=ray.data.ActorPoolStrategy(size=actor_count),
             **actor_resources,
         )
         assembler = ShardAssembler(writer, shards, on_shard_done)

@@ -181,7 +181,7 @@ class ShardAssembler:
     ) -> None:
         """Add embedded samples (``vectors`` float32 [n, dim]) and rejected ones for one shard."""
         self.poll()
-        vectors = np.asarray(vectors, dtype=np.float32).reshape(len(sample_ids), -1)
+        vectors = np.asarray(vectors, dtype=np.float32).reshape(len(sample_ids), self.writer.dim)
         ids = list(sample_ids)
         rejects = [dict(r) for r in rejects]
         if len(ids):
