@@ -306,3 +306,23 @@ def test_cli_embed(tiny: dict[str, Path], tmp_path: Path) -> None:
     missing = runner.invoke(cli, ["embed", str(tmp_path / "nope.parquet"), "-o", str(out)])
     assert missing.exit_code == 1 and "nope.parquet" in missing.output
 
+
+
+def test_mapper_precisions_on_cpu(tiny: dict[str, Path]) -> None:
+    from curate.embed.mapper import Mapper
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        encoder = EncoderSpec("clip", TINY_MODEL, str(tiny["file"])).load()
+    batch = torch.from_numpy(np.stack([encoder.preprocessing.apply(synthetic_image(s, 90, 70)) for s in range(3)]))
+    full = Mapper(encoder, "cpu", "auto")
+    assert full.precision == "fp32"
+    reference = full.to_numpy(full(batch))
+    half = Mapper(encoder, "cpu", "bf16")
+    approx = half.to_numpy(half(batch))
+    assert approx.dtype == np.float32 and np.allclose(np.linalg.norm(approx, axis=1), 1, atol=1e-5)
+    assert (np.sum(reference * approx, axis=1) > 0.99).all()
+    with pytest.raises(CurateError, match="fp16 needs a GPU"):
+        Mapper(encoder, "cpu", "fp16")
+    with pytest.raises(CurateError, match="--device tpu"):
+        Mapper(encoder, "tpu")
