@@ -326,3 +326,15 @@ def test_mapper_precisions_on_cpu(tiny: dict[str, Path]) -> None:
         Mapper(encoder, "cpu", "fp16")
     with pytest.raises(CurateError, match="--device tpu"):
         Mapper(encoder, "tpu")
+
+
+def test_large_runs_are_fed_in_bounded_groups_of_whole_shards() -> None:
+    from curate.embed.local_engine import shard_groups
+    from curate.embed.reader import PathTable
+
+    shards = plan_shards([f"s{k:03d}" for k in range(10)], [f"/p/{k}" for k in range(10)], ["x"] * 10, 3)
+    groups = shard_groups(shards, limit=6)
+    assert [[s.index for s in g] for g in groups] == [[0, 1], [2, 3]]
+    assert shard_groups(shards, limit=2)[0] == [shards[0]]  # a shard larger than the limit still goes
+    table = PathTable(["/a/b.png", "/ü/ç.jpg", "x"])
+    assert [table[i] for i in range(len(table))] == ["/a/b.png", "/ü/ç.jpg", "x"]

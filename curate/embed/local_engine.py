@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from curate.embed.encoders import Encoder
 from curate.embed.mapper import Mapper
 from curate.embed.reader import make_loader, shard_aligned_batches
@@ -12,6 +14,26 @@ from curate.embed.shards import Shard
 from curate.embed.writer import ShardAssembler, ShardWriter
 from curate.images import DEFAULT_MAX_PIXELS
 from curate.progress import Progress
+
+# Shards are fed to one DataLoader in groups of about this many samples, so the per-sample lists
+# stay bounded for corpora of millions; restarting the workers between groups costs about a second.
+GROUP_SAMPLES = 1_000_000
+
+
+def shard_groups(shards: Sequence[Shard], limit: int = GROUP_SAMPLES) -> list[list[Shard]]:
+    """Consecutive shards grouped so that each group holds at most ``limit`` samples (or one shard)."""
+    groups: list[list[Shard]] = []
+    current: list[Shard] = []
+    size = 0
+    for shard in shards:
+        if current and size + len(shard) > limit:
+            groups.append(current)
+            current, size = [], 0
+        current.append(shard)
+        size += len(shard)
+    if current:
+        groups.append(current)
+    return groups
 
 
 def run_local(
@@ -34,6 +56,27 @@ def run_local(
     """
     if not shards:
         return
+    assembler = ShardAssembler(writer, shards, on_shard_done)
+    try:
+        with Progress(sum(len(s) for s in shards), "embed", "img", quiet=quiet) as progress:
+            for group in shard_groups(shards):
+                _run_group(group, encoder, mapper, assembler, progress, batch_size=batch_size, workers=workers,
+                           max_pixels=max_pixels)
+    finally:
+        assembler.close()
+
+
+def _run_group(
+    shards: Sequence[Shard],
+    encoder: Encoder,
+    mapper: Mapper,
+    assembler: ShardAssembler,
+    progress: Progress,
+    *,
+    batch_size: int,
+    workers: int,
+    max_pixels: int,
+) -> None:
     paths: list[str] = []
     ids: list[str] = []
     rel_paths: list[str] = []
@@ -43,44 +86,36 @@ def run_local(
         ids.extend(shard.sample_ids)
         rel_paths.extend(shard.rel_paths)
         shard_of.extend([shard.index] * len(shard))
-    batches = shard_aligned_batches([len(s) for s in shards], batch_size)
     loader = make_loader(
         paths,
         encoder.preprocessing,
-        batches,
+        shard_aligned_batches([len(s) for s in shards], batch_size),
         workers=workers,
         pin_memory=mapper.device.type == "cuda",
         max_pixels=max_pixels,
     )
-    assembler = ShardAssembler(writer, shards, on_shard_done)
+    del paths  # the loader holds them compactly
     pending: tuple[int, list[str], Any, list[dict[str, str]]] | None = None
 
     def finish(item: tuple[int, list[str], Any, list[dict[str, str]]]) -> None:
         shard_index, batch_ids, result, rejects = item
-        vectors = mapper.to_numpy(result) if result is not None else None
-        if vectors is None:
-            import numpy as np
-
+        if result is not None:
+            vectors = mapper.to_numpy(result)
+        else:
             vectors = np.zeros((0, mapper.dim), np.float32)
         assembler.add(shard_index, batch_ids, vectors, rejects)
 
-    try:
-        with Progress(len(paths), "embed", "img", quiet=quiet) as progress:
-            for batch in loader:
-                positions = batch.positions.tolist()
-                first = positions[0] if positions else batch.failed[0][0]
-                shard_index = shard_of[first]
-                rejects = [
-                    {"sample_id": ids[p], "path": rel_paths[p], "reason": reason, "message": message}
-                    for p, reason, message in batch.failed
-                ]
-                result = mapper(batch.images) if positions else None
-                if pending is not None:
-                    finish(pending)
-                pending = (shard_index, [ids[p] for p in positions], result, rejects)
-                progress.update(len(batch))
-            if pending is not None:
-                finish(pending)
-                pending = None
-    finally:
-        assembler.close()
+    for batch in loader:
+        positions = batch.positions.tolist()
+        first = positions[0] if positions else batch.failed[0][0]
+        rejects = [
+            {"sample_id": ids[p], "path": rel_paths[p], "reason": reason, "message": message}
+            for p, reason, message in batch.failed
+        ]
+        result = mapper(batch.images) if positions else None
+        if pending is not None:
+            finish(pending)
+        pending = (shard_of[first], [ids[p] for p in positions], result, rejects)
+        progress.update(len(batch))
+    if pending is not None:
+        finish(pending)

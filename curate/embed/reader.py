@@ -41,11 +41,31 @@ def decode_one(path: str, preprocessing: Preprocessing, max_pixels: int = DEFAUL
         return None, "unreadable", f"unreadable: {path}: preprocessing failed ({exc})"
 
 
+class PathTable:
+    """Many paths as one UTF-8 byte buffer plus offsets.
+
+    A Python list of millions of strings, forked into every DataLoader worker, is slowly copied
+    page by page as reference counts are touched; two numpy arrays are shared for good.
+    """
+
+    def __init__(self, paths: Sequence[str]) -> None:
+        encoded = [p.encode("utf-8") for p in paths]
+        self.offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+        np.cumsum([len(e) for e in encoded], out=self.offsets[1:])
+        self.blob = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, index: int) -> str:
+        return self.blob[self.offsets[index] : self.offsets[index + 1]].tobytes().decode("utf-8")
+
+
 class ImageFiles(Dataset):
     """``dataset[i]`` -> ``(i, uint8 [3, S, S] or None, reason, message)`` for ``paths[i]``."""
 
     def __init__(self, paths: Sequence[str], preprocessing: Preprocessing, max_pixels: int = DEFAULT_MAX_PIXELS):
-        self.paths = list(paths)
+        self.paths = PathTable(paths)
         self.preprocessing = preprocessing
         self.max_pixels = max_pixels
 
