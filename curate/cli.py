@@ -76,7 +76,7 @@ def main() -> None:
               help="clip (open_clip), resnet50 (torchvision ImageNet) or imagestats (weight-free).")
 @click.option("--model", default=None, help="open_clip model name (clip only)  [default: ViT-B-32]")
 @click.option("--pretrained", default=None,
-              help="Weights: a pretrained tag, a weights FILE, or local-dir:DIR "
+              help="Weights: a pretrained tag, a weights FILE, local-dir:DIR, or 'random' (benchmarks only) "
                    "[default: laion2b_s34b_b79k for clip, IMAGENET1K_V1 for resnet50].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="[default: 256 on GPU, 32 on CPU]")
 @click.option("--workers", type=click.IntRange(min=0), default=None,

@@ -61,6 +61,8 @@ class Mapper:
         self.encoder = encoder
         self.dim = encoder.dim
         module = encoder.module.to(self.device).eval()
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick its fastest kernels
         # channels-last speeds up convolutions (cuDNN, oneDNN); transformers gain nothing from it.
         self.memory_format = torch.channels_last if encoder.channels_last else torch.contiguous_format
         if encoder.channels_last:
