@@ -1,0 +1,453 @@
+"""The encoder registry: a name -> a vision model, its preprocessing, and its full provenance.
+
+Encoders:
+
+* ``clip`` (default): an open_clip image tower; default ``ViT-B-32`` with ``laion2b_s34b_b79k``.
+  Weights come from a pretrained tag (found in open_clip's / the Hugging Face cache, downloaded only
+  when the hub is reachable), a bare weights file, or ``local-dir:DIR`` (``open_clip_config.json``
+  plus weights, which also carries the preprocessing), or ``random`` (seeded random init, for
+  benchmarks only).
+* ``resnet50``: torchvision's ImageNet ResNet-50; the 2048-d globally pooled feature before the
+  classifier; 224 centre crop of the image resized to 256 (V1) / 232 (V2), ImageNet normalisation.
+* ``imagestats``: weight-free colour and texture statistics (see :mod:`curate.embed.imagestats`).
+
+An :class:`EncoderSpec` is the small, picklable request (name, model, pretrained); ``spec.load()``
+returns an :class:`Encoder`, whose ``identity`` is what embeddings metadata records under
+``encoder``. The identity holds only what determines the vectors (model, weights sha256,
+preprocessing, activation) and nothing volatile (device, paths, batch size), so a run may resume on
+another machine, but never mix two encoders in one folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from curate.embed.preprocess import Preprocessing
+from curate.embed.weights import (
+    cached_hf_file,
+    existing_file,
+    require_download_possible,
+    weights_sha256,
+)
+from curate.errors import CurateError
+
+DEFAULT_ENCODER = "clip"
+DEFAULT_CLIP_MODEL = "ViT-B-32"
+DEFAULT_CLIP_PRETRAINED = {"ViT-B-32": "laion2b_s34b_b79k"}
+DEFAULT_RESNET_WEIGHTS = "IMAGENET1K_V1"
+RANDOM_WEIGHTS = "random"
+RANDOM_SEED = 0
+LOCAL_DIR_PREFIX = "local-dir:"
+
+_HOW_TO_SUPPLY_CLIP = (
+    "Supply local weights: --pretrained /path/to/weights.safetensors|.bin|.pt (a state dict for "
+    "--model), or --pretrained local-dir:DIR (a folder with open_clip_config.json and the weights), "
+    "or copy the hub cache from a machine that has it (HF_HOME)."
+)
+
+
+@dataclass
+class Encoder:
+    """A loaded encoder.
+
+    ``module`` maps a float32 batch ``[B, 3, size, size]`` (already normalised with
+    ``preprocessing.mean``/``std``) to features ``[B, dim]`` (not yet L2-normalised).
+    """
+
+    name: str
+    module: Any  # torch.nn.Module
+    preprocessing: Preprocessing
+    dim: int
+    identity: dict[str, Any]
+    channels_last: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """What to load: registry ``name``, ``model`` (clip only) and ``pretrained`` source. Picklable."""
+
+    name: str = DEFAULT_ENCODER
+    model: str | None = None
+    pretrained: str | None = None
+
+    def resolved(self) -> EncoderSpec:
+        """The spec with defaults filled in; unknown names and misplaced options refused."""
+        if self.name not in ENCODERS:
+            raise CurateError(f"--encoder {self.name!r} is not known (choose from {', '.join(ENCODERS)})")
+        if self.name == "clip":
+            model = self.model or DEFAULT_CLIP_MODEL
+            pretrained = self.pretrained
+            if not pretrained:
+                pretrained = DEFAULT_CLIP_PRETRAINED.get(model)
+                if pretrained is None:
+                    raise CurateError(
+                        f"--model {model}: no default weights; give --pretrained TAG|FILE|local-dir:DIR"
+                    )
+            return EncoderSpec("clip", model, pretrained)
+        if self.model is not None:
+            raise CurateError(f"--model applies to --encoder clip only, not {self.name}")
+        if self.name == "resnet50":
+            return EncoderSpec("resnet50", None, self.pretrained or DEFAULT_RESNET_WEIGHTS)
+        if self.pretrained:
+            raise CurateError(f"--encoder {self.name} uses no weights; drop --pretrained")
+        return EncoderSpec(self.name, None, None)
+
+    def load(self) -> Encoder:
+        spec = self.resolved()
+        encoder = ENCODERS[spec.name](spec)
+        for note in encoder.notes:
+            warnings.warn(note, UserWarning, stacklevel=2)
+        return encoder
+
+
+# --------------------------------------------------------------------------------------------
+# clip (open_clip)
+
+
+def _clip_activation(model: Any) -> str:
+    from open_clip.transformer import QuickGELU
+
+    return "quick_gelu" if any(isinstance(m, QuickGELU) for m in model.modules()) else "gelu"
+
+
+def _clip_preprocessing(model: Any, where: str) -> Preprocessing:
+    import open_clip
+
+    cfg = open_clip.get_model_preprocess_cfg(model)
+    size = cfg.get("size", 224)
+    if isinstance(size, (tuple, list)):
+        if len(set(size)) != 1:
+            raise CurateError(f"{where}: non-square input size {tuple(size)} is not supported")
+        size = size[0]
+    resize_mode = cfg.get("resize_mode", "shortest")
+    interpolation = cfg.get("interpolation", "bicubic")
+    if interpolation == "random":  # open_clip uses bicubic for evaluation in that case
+        interpolation = "bicubic"
+    try:
+        return Preprocessing(
+            size=int(size),
+            resize=int(size),
+            resize_mode=resize_mode,
+            interpolation=interpolation,
+            mean=tuple(float(v) for v in cfg["mean"]),  # type: ignore[arg-type]
+            std=tuple(float(v) for v in cfg["std"]),  # type: ignore[arg-type]
+        )
+    except ValueError as exc:
+        raise CurateError(f"{where}: {exc}") from None
+
+
+def _cached_tag_file(tag_cfg: dict[str, Any]) -> Path | None:
+    """The weights file for an open_clip pretrained tag if it is already on disk (no network)."""
+    hub = tag_cfg.get("hf_hub", "")
+    if hub:
+        repo_id, filename = os.path.split(hub)
+        names = []
+        if not filename or filename == "open_clip_pytorch_model.bin":
+            names = ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+        else:
+            if filename.endswith((".bin", ".pth")):
+                names.append(filename[:-4] + ".safetensors")
+            names.append(filename)
+        found = cached_hf_file(repo_id, names)
+        if found is not None:
+            return found
+    url = tag_cfg.get("url", "")
+    if url:
+        candidate = Path(os.path.expanduser("~/.cache/clip")) / os.path.basename(url)
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _load_clip(spec: EncoderSpec) -> Encoder:
+    import open_clip
+    import torch
+
+    model_name, pretrained = spec.model, spec.pretrained
+    assert model_name is not None and pretrained is not None
+    what = f"--encoder clip --model {model_name} --pretrained {pretrained}"
+    notes: list[str] = []
+    logging_quiet = _quiet_open_clip_logging()
+    try:
+        if pretrained.startswith(LOCAL_DIR_PREFIX):
+            model, weights, model_label = _clip_from_local_dir(pretrained, what)
+        elif pretrained == RANDOM_WEIGHTS:
+            if model_name not in open_clip.list_models():
+                raise CurateError(f"--model {model_name}: not an open_clip model config")
+            torch.manual_seed(RANDOM_SEED)
+            model = open_clip.create_model(model_name, pretrained=None)
+            weights = {"kind": "random", "seed": RANDOM_SEED}
+            model_label = model_name
+            notes.append(f"{what}: RANDOM weights (seed {RANDOM_SEED}); embeddings are meaningless for curation")
+        elif Path(pretrained).expanduser().is_file():
+            path = existing_file(pretrained, what)
+            model = _create_clip(model_name, str(path), what)
+            weights = {"kind": "file", "file": path.name, "sha256": weights_sha256(path)}
+            model_label = model_name
+            activation = _clip_activation(model)
+            notes.append(
+                f"{what}: a bare weights file does not record its activation or preprocessing; used "
+                f"the {model_name} config ({activation}) and open_clip's default preprocessing. "
+                f"OpenAI CLIP weights need QuickGELU (--model {model_name.removesuffix('-quickgelu')}-quickgelu); "
+                "a local-dir: folder with open_clip_config.json records both."
+            )
+        else:
+            model, weights, model_label = _clip_from_tag(model_name, pretrained, what)
+    finally:
+        logging_quiet()
+    preprocessing = _clip_preprocessing(model, what)
+    activation = _clip_activation(model)
+    visual = model.visual
+    visual.eval()
+    dim = int(getattr(visual, "output_dim", 0) or 0)
+    if not dim:
+        with torch.inference_mode():
+            dim = int(visual(torch.zeros(1, 3, preprocessing.size, preprocessing.size)).shape[-1])
+    activation_note = {
+        "name": activation,
+        "source": "model config (assumed: a bare weights file does not record it)"
+        if weights["kind"] == "file"
+        else "model config" if weights["kind"] in ("random", "local-dir") else "pretrained tag",
+    }
+    identity = {
+        "name": "clip",
+        "library": "open_clip",
+        "model": model_label,
+        "weights": weights,
+        "preprocessing": preprocessing.to_meta(),
+        "preprocessing_source": "open_clip defaults (assumed)" if weights["kind"] == "file" else "model/tag config",
+        "activation": activation_note,
+        "output": "image tower projection",
+    }
+    return Encoder("clip", visual, preprocessing, dim, identity, channels_last=False, notes=notes)
+
+
+def _create_clip(model_name: str, checkpoint: str | None, what: str, **kwargs: Any) -> Any:
+    import open_clip
+
+    if model_name not in open_clip.list_models():
+        raise CurateError(f"--model {model_name}: not an open_clip model config (see open_clip.list_models())")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # our own checks replace open_clip's warnings
+            return open_clip.create_model(model_name, pretrained=checkpoint, weights_only=True, **kwargs)
+    except (RuntimeError, ValueError, KeyError, OSError, AssertionError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CurateError(f"{what}: cannot load these weights into {model_name} ({first[:300]})") from None
+
+
+def _clip_from_local_dir(pretrained: str, what: str) -> tuple[Any, dict[str, Any], str]:
+    import open_clip
+
+    folder = Path(pretrained[len(LOCAL_DIR_PREFIX) :]).expanduser()
+    config = folder / "open_clip_config.json"
+    if not folder.is_dir():
+        raise CurateError(f"{what}: folder {folder} does not exist")
+    if not config.is_file():
+        raise CurateError(f"{what}: {config} is missing (a local-dir: folder needs open_clip_config.json + weights)")
+    try:
+        cfg = json.loads(config.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CurateError(f"{config}: not valid JSON ({exc})") from None
+    if "model_cfg" not in cfg:
+        raise CurateError(f"{config}: has no 'model_cfg'")
+    from open_clip.factory import _find_checkpoint_in_dir
+
+    checkpoint = _find_checkpoint_in_dir(folder)
+    if checkpoint is None:
+        raise CurateError(f"{what}: no weights (*.safetensors, *.bin, *.pth) in {folder}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            model = open_clip.create_model(LOCAL_DIR_PREFIX + str(folder), weights_only=True)
+    except (RuntimeError, ValueError, KeyError, OSError, AssertionError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CurateError(f"{what}: cannot load {checkpoint} ({first[:300]})") from None
+    weights = {
+        "kind": "local-dir",
+        "file": Path(checkpoint).name,
+        "sha256": weights_sha256(checkpoint),
+        "config_sha256": weights_sha256(config),
+    }
+    label = str(cfg.get("model_name") or "custom (open_clip_config.json)")
+    return model, weights, label
+
+
+def _clip_from_tag(model_name: str, tag: str, what: str) -> tuple[Any, dict[str, Any], str]:
+    import open_clip
+
+    if model_name not in open_clip.list_models():
+        raise CurateError(f"--model {model_name}: not an open_clip model config (see open_clip.list_models())")
+    tag_cfg = open_clip.get_pretrained_cfg(model_name, tag)
+    base_name = model_name.removesuffix("-quickgelu")
+    if not tag_cfg and base_name != model_name:
+        base_cfg = open_clip.get_pretrained_cfg(base_name, tag)
+        if base_cfg and not base_cfg.get("quick_gelu", False):
+            raise CurateError(
+                f"{what}: tag {tag} was trained with GELU, but {model_name} uses QuickGELU; use --model {base_name}"
+            )
+    if not tag_cfg:
+        known = ", ".join(open_clip.list_pretrained_tags_by_model(model_name)) or "none"
+        raise CurateError(
+            f"{what}: neither an existing file, a local-dir: folder nor a known tag for {model_name} "
+            f"(known tags: {known})"
+        )
+    # open_clip only warns when a tag's activation differs from the config's; force the tag's.
+    tag_quick_gelu = bool(tag_cfg.get("quick_gelu", False))
+    if base_name != model_name and not tag_quick_gelu:
+        raise CurateError(f"{what}: tag {tag} was trained with GELU, but {model_name} uses QuickGELU")
+    path = _cached_tag_file(tag_cfg)
+    if path is None:
+        source = tag_cfg.get("hf_hub") or tag_cfg.get("url")
+        url = tag_cfg.get("url") if not tag_cfg.get("hf_hub") else os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+        require_download_possible(f"{what} ({source})", str(url), _HOW_TO_SUPPLY_CLIP)
+        try:
+            path = Path(open_clip.download_pretrained(tag_cfg))
+        except Exception as exc:  # network failures come in many types
+            raise CurateError(f"{what}: download failed ({exc}). {_HOW_TO_SUPPLY_CLIP}") from None
+    preprocess = {k: tag_cfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in tag_cfg}
+    model = _create_clip(
+        model_name,
+        str(path),
+        what,
+        force_quick_gelu=tag_quick_gelu,
+        force_preprocess_cfg=preprocess,
+    )
+    weights = {
+        "kind": "tag",
+        "tag": tag,
+        "source": tag_cfg.get("hf_hub") or tag_cfg.get("url"),
+        "file": path.name,
+        "sha256": weights_sha256(path),
+    }
+    return model, weights, model_name
+
+
+def _quiet_open_clip_logging() -> Callable[[], None]:
+    """open_clip logs every loading step at INFO/WARNING on the root logger; keep the terminal clean."""
+    import logging
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    return lambda: root.setLevel(level)
+
+
+# --------------------------------------------------------------------------------------------
+# resnet50 (torchvision)
+
+
+def _load_state_dict_file(path: Path, what: str) -> dict[str, Any]:
+    import torch
+
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path), device="cpu")
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt files raise many types; never fall back to unsafe loading
+        raise CurateError(f"{what}: {path} is not a readable weights file ({str(exc).splitlines()[0][:200]})") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise CurateError(f"{what}: {path} does not hold a state dict")
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def _load_resnet50(spec: EncoderSpec) -> Encoder:
+    import torch
+    import torchvision
+
+    pretrained = spec.pretrained
+    assert pretrained is not None
+    what = f"--encoder resnet50 --pretrained {pretrained}"
+    model = torchvision.models.resnet50(weights=None)
+    notes: list[str] = []
+    tags = [w.name for w in torchvision.models.ResNet50_Weights]
+    if pretrained == RANDOM_WEIGHTS:
+        torch.manual_seed(RANDOM_SEED)
+        model = torchvision.models.resnet50(weights=None)
+        weights_enum = torchvision.models.ResNet50_Weights[DEFAULT_RESNET_WEIGHTS]
+        weights: dict[str, Any] = {"kind": "random", "seed": RANDOM_SEED}
+        notes.append(f"{what}: RANDOM weights (seed {RANDOM_SEED}); embeddings are meaningless for curation")
+    elif pretrained in tags:
+        weights_enum = torchvision.models.ResNet50_Weights[pretrained]
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights_enum.url)
+        if not cached.is_file():
+            require_download_possible(
+                what,
+                weights_enum.url,
+                f"Supply local weights: --pretrained /path/to/{cached.name} (a torchvision ResNet-50 "
+                f"state dict), or place that file in {cached.parent}.",
+            )
+            weights_enum.get_state_dict(progress=False, check_hash=True)
+        state = _load_state_dict_file(cached, what)
+        model.load_state_dict(state)
+        weights = {"kind": "tag", "tag": pretrained, "source": weights_enum.url, "file": cached.name,
+                   "sha256": weights_sha256(cached)}
+    elif Path(pretrained).expanduser().is_file():
+        path = existing_file(pretrained, what)
+        state = _load_state_dict_file(path, what)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:
+            raise CurateError(f"{what}: not a torchvision ResNet-50 state dict ({str(exc).splitlines()[0][:200]})") from None
+        weights_enum = torchvision.models.ResNet50_Weights[DEFAULT_RESNET_WEIGHTS]
+        weights = {"kind": "file", "file": path.name, "sha256": weights_sha256(path)}
+        notes.append(
+            f"{what}: a bare weights file does not record its preprocessing; used the ImageNet "
+            f"{DEFAULT_RESNET_WEIGHTS} evaluation transform (resize 256, centre crop 224, bilinear)."
+        )
+    else:
+        raise CurateError(f"{what}: neither an existing file nor a known tag ({', '.join(tags)})")
+    transform = weights_enum.transforms()
+    preprocessing = Preprocessing(
+        size=int(transform.crop_size[0]),
+        resize=int(transform.resize_size[0]),
+        resize_mode="shortest",
+        interpolation=transform.interpolation.value,
+        mean=tuple(float(v) for v in transform.mean),  # type: ignore[arg-type]
+        std=tuple(float(v) for v in transform.std),  # type: ignore[arg-type]
+    )
+    model.fc = torch.nn.Identity()  # the 2048-d global-average-pooled feature
+    model.eval()
+    identity = {
+        "name": "resnet50",
+        "library": "torchvision",
+        "model": "resnet50",
+        "weights": weights,
+        "preprocessing": preprocessing.to_meta(),
+        "preprocessing_source": "ImageNet V1 evaluation transform (assumed)" if weights["kind"] == "file"
+        else "torchvision weights transform",
+        "activation": {"name": "relu", "source": "architecture"},
+        "output": "global average pool (2048-d, before fc)",
+    }
+    return Encoder("resnet50", model, preprocessing, 2048, identity, channels_last=True, notes=notes)
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def _load_imagestats(spec: EncoderSpec) -> Encoder:
+    from curate.embed.imagestats import ImageStats, imagestats_identity, imagestats_preprocessing
+
+    module = ImageStats()
+    preprocessing = imagestats_preprocessing()
+    return Encoder("imagestats", module.eval(), preprocessing, module.dim, imagestats_identity(preprocessing),
+                   channels_last=False)
+
+
+ENCODERS: dict[str, Callable[[EncoderSpec], Encoder]] = {
+    "clip": _load_clip,
+    "resnet50": _load_resnet50,
+    "imagestats": _load_imagestats,
+}

@@ -1,0 +1,96 @@
+"""Batches -> embeddings: the encoder on its device, normalisation on the device, mixed precision on GPU.
+
+The mapper takes uint8 ``[B, 3, S, S]`` batches (from the reader), moves them to the device
+(non-blocking from pinned memory), scales and normalises them there, runs the encoder under
+``torch.inference_mode`` (with fp16/bf16 autocast on a GPU, channels-last for convolutional
+encoders) and returns float32 ``[B, D]`` L2-normalised embeddings. The result stays on the device
+until asked for, so the next batch can be queued before the previous one is copied back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from curate.embed.encoders import Encoder
+from curate.errors import CurateError
+
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    """``auto`` -> cuda when available, else cpu; ``cuda`` without a GPU is refused."""
+    from curate.reshape.neighbours import pick_device as shared_pick_device
+
+    if device not in ("auto", "cpu") and not device.startswith("cuda"):
+        raise CurateError(f"--device {device}: use auto, cpu or cuda")
+    return shared_pick_device(device)
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` -> bf16 on GPUs that support it, else fp16; fp32 on the CPU."""
+    if precision not in PRECISIONS:
+        raise CurateError(f"--precision {precision}: use one of {', '.join(PRECISIONS)}")
+    if device.type != "cuda":
+        if precision == "fp16":
+            raise CurateError("--precision fp16 needs a GPU (use fp32 or bf16 on the CPU)")
+        return "fp32" if precision == "auto" else precision
+    if precision == "auto":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return precision
+
+
+def device_description(device: torch.device, precision: str) -> dict[str, Any]:
+    """Where the embeddings were computed (recorded beside, never inside, the encoder identity)."""
+    info: dict[str, Any] = {"type": device.type, "precision": precision, "torch": torch.__version__}
+    if device.type == "cuda":
+        info["name"] = torch.cuda.get_device_name(device)
+    return info
+
+
+class Mapper:
+    """Run ``encoder`` on ``device`` with ``precision``; ``mapper(uint8 batch)`` -> device tensor."""
+
+    def __init__(self, encoder: Encoder, device: str | torch.device = "auto", precision: str = "auto") -> None:
+        self.device = device if isinstance(device, torch.device) else pick_device(device)
+        self.precision = resolve_precision(precision, self.device)
+        self.encoder = encoder
+        self.dim = encoder.dim
+        module = encoder.module.to(self.device).eval()
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick its fastest kernels
+        # channels-last speeds up convolutions (cuDNN, oneDNN); transformers gain nothing from it.
+        self.memory_format = torch.channels_last if encoder.channels_last else torch.contiguous_format
+        if encoder.channels_last:
+            module = module.to(memory_format=torch.channels_last)
+        self.module = module
+        pp = encoder.preprocessing
+        # (x / 255 - mean) / std == x * scale + shift, one fused multiply-add on the device.
+        std = torch.tensor(pp.std, dtype=torch.float32)
+        mean = torch.tensor(pp.mean, dtype=torch.float32)
+        self.scale = (1.0 / (255.0 * std)).view(1, 3, 1, 1).to(self.device)
+        self.shift = (-mean / std).view(1, 3, 1, 1).to(self.device)
+
+    def describe(self) -> dict[str, Any]:
+        return device_description(self.device, self.precision)
+
+    @torch.inference_mode()
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 ``[B, 3, S, S]`` -> float32 ``[B, D]`` L2-normalised, on the device (asynchronous)."""
+        x = images.to(self.device, non_blocking=True)
+        x = torch.addcmul(self.shift, x.float(), self.scale)
+        x = x.contiguous(memory_format=self.memory_format)
+        if self.precision in _DTYPES:
+            with torch.autocast(device_type=self.device.type, dtype=_DTYPES[self.precision]):
+                features = self.module(x)
+        else:
+            features = self.module(x)
+        return F.normalize(features.float(), dim=-1, eps=1e-12)
+
+    @staticmethod
+    def to_numpy(embeddings: torch.Tensor) -> np.ndarray:
+        return embeddings.detach().to("cpu").numpy().astype(np.float32, copy=False)

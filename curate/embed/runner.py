@@ -1,0 +1,274 @@
+"""``embed_corpus``: corpus -> embeddings folder, tying encoder, reader, mapper, writer and an engine.
+
+Folder layout (``EMB_DIR``): ``part-00000.parquet`` ... (the embeddings, one atomic file per shard)
+and ``rejects.parquet`` (every sample that could not be embedded, with its reason; rewritten at the
+end of each run). Rerunning the same command skips the finished shards; a folder written by another
+encoder, for another corpus or with another ``--shard-size`` is refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from curate.embed.encoders import Encoder, EncoderSpec
+from curate.embed.shards import Shard, corpus_identity, plan_shards
+from curate.embed.writer import REJECTS_NAME, ShardWriter, collect_rejects, write_rejects
+from curate.errors import CurateError
+from curate.fsio import fingerprint
+from curate.images import DEFAULT_MAX_PIXELS
+from curate.schema import EMBEDDING_SHARD_GLOB, make_metadata, read_corpus, read_metadata
+
+ENGINES = ("local", "ray")
+DEFAULT_SHARD_SIZE = 10_000
+DEFAULT_MAX_REJECTS = 1000
+DTYPE = "float32"
+
+
+@dataclass
+class EmbedResult:
+    """What a run did: counts, the encoder identity it recorded, and its throughput."""
+
+    out_dir: Path
+    samples: int
+    embedded: int
+    rejected: int
+    shards_total: int
+    shards_written: int
+    shards_skipped: int
+    encoder: dict[str, Any]
+    dim: int
+    device: dict[str, Any]
+    seconds: float
+    images_per_second: float
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (
+            f"{self.out_dir}: {self.embedded} embedded, {self.rejected} rejected "
+            f"({self.shards_written} shard(s) written, {self.shards_skipped} already done) "
+            f"with {self.encoder.get('name')} {self.encoder.get('model')} ({self.dim}-d) on {self.device.get('type')}, "
+            f"{self.images_per_second:.1f} images/s"
+        )
+
+
+def corpus_samples(corpus: str | os.PathLike[str]) -> tuple[list[str], list[str], list[str], dict[str, Any]]:
+    """(sample_ids, absolute paths, relative paths, metadata) of a corpus table."""
+    frame, meta = read_corpus(corpus)
+    root_value = meta.get("root")
+    if not root_value:
+        raise CurateError(f"{corpus}: corpus metadata has no 'root' (the folder its paths are relative to)")
+    root = Path(str(root_value)).expanduser()
+    if not root.is_absolute():
+        root = Path(corpus).resolve().parent / root
+    ids = frame["sample_id"].astype(str).tolist()
+    rel = frame["path"].astype(str).tolist()
+    return ids, [str(root / p) for p in rel], rel, meta
+
+
+def default_workers(device_type: str) -> int:
+    """Decoding processes: all cores but one beside a GPU; one beside a CPU model, which needs the rest."""
+    cores = os.cpu_count() or 1
+    if device_type == "cuda":
+        return max(1, min(32, cores - 1))
+    return 1 if cores <= 4 else max(1, cores // 4)
+
+
+def default_batch_size(device_type: str) -> int:
+    return 256 if device_type == "cuda" else 32
+
+
+@contextlib.contextmanager
+def folder_lock(out_dir: Path) -> Iterator[None]:
+    """Refuse a second concurrent run into the same folder (POSIX advisory lock)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock, atomic writes still protect each shard
+        yield
+        return
+    with open(out_dir / ".embed.lock", "a+") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CurateError(f"{out_dir}: another 'curate embed' is writing to this folder") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _remove_stale_temporaries(out_dir: Path) -> None:
+    # Left by a killed run (atomic_path names them .NAME.tmp-PID); never readable as shards.
+    for stale in out_dir.glob(".*.parquet.tmp-*"):
+        with contextlib.suppress(OSError):
+            stale.unlink()
+
+
+def _check_existing_folder(out_dir: Path, writer: ShardWriter, plan: Sequence[Shard]) -> None:
+    names = {s.name for s in plan}
+    for path in sorted(out_dir.glob(EMBEDDING_SHARD_GLOB)):
+        try:
+            meta = read_metadata(path)
+        except CurateError as exc:
+            raise CurateError(f"{path}: not an embeddings shard this run can resume ({exc})") from None
+        writer.check_compatible(path, meta)
+        if path.name not in names:
+            raise CurateError(f"{path}: a shard this run would not write; the folder holds another run's output")
+
+
+def embed_corpus(
+    corpus: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    encoder: str = "clip",
+    model: str | None = None,
+    pretrained: str | None = None,
+    batch_size: int | None = None,
+    workers: int | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    engine: str = "local",
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    max_rejects: int = DEFAULT_MAX_REJECTS,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    actors: int | None = None,
+    notes: Sequence[str] = (),
+    quiet: bool = False,
+) -> EmbedResult:
+    """Embed every image of ``corpus`` into Parquet shards under ``out_dir``; resume if present.
+
+    ``encoder``/``model``/``pretrained`` choose the encoder (see :mod:`curate.embed.encoders`).
+    ``batch_size``/``workers`` default to the device (256 and all cores but one on a GPU).
+    ``max_rejects``: the run fails once more samples than this are rejected (finished shards stay).
+    ``notes``: free text recorded in the metadata (e.g. why a fallback encoder was used).
+    Returns an :class:`EmbedResult`; raises :class:`CurateError` on bad options or input.
+    """
+    from curate.embed.mapper import Mapper, pick_device, resolve_precision
+
+    started = time.perf_counter()
+    if engine not in ENGINES:
+        raise CurateError(f"--engine {engine}: use one of {', '.join(ENGINES)}")
+    for name, value in (("--shard-size", shard_size), ("--batch-size", batch_size)):
+        if value is not None and value < 1:
+            raise CurateError(f"{name} must be at least 1 (got {value})")
+    if workers is not None and workers < 0:
+        raise CurateError(f"--workers must be 0 or more (got {workers})")
+    if max_rejects < 0:
+        raise CurateError(f"--max-rejects must be 0 or more (got {max_rejects})")
+    torch_device = pick_device(device)
+    precision = resolve_precision(precision, torch_device)
+    batch_size = batch_size or default_batch_size(torch_device.type)
+    workers = default_workers(torch_device.type) if workers is None else workers
+
+    ids, paths, rel_paths, _corpus_meta = corpus_samples(corpus)
+    if not ids:
+        raise CurateError(f"{corpus}: the corpus is empty")
+    plan = plan_shards(ids, paths, rel_paths, shard_size)
+    spec = EncoderSpec(encoder, model, pretrained).resolved()
+    loaded: Encoder = spec.load()
+
+    out = Path(out_dir)
+    device_info = {"type": torch_device.type, "precision": precision}
+    run_meta = make_metadata(
+        "embeddings",
+        params={
+            "encoder": spec.name,
+            "model": spec.model,
+            "pretrained": spec.pretrained,
+            "batch_size": batch_size,
+            "workers": workers,
+            "engine": engine,
+            "precision": precision,
+            "max_pixels": max_pixels,
+        },
+        inputs={"corpus": fingerprint(corpus)},
+        encoder=loaded.identity,
+        dim=loaded.dim,
+        dtype=DTYPE,
+        corpus=corpus_identity(ids, rel_paths),
+        shard_size=shard_size,
+        notes=list(loaded.notes) + list(notes),
+    )
+    with folder_lock(out):
+        _remove_stale_temporaries(out)
+        probe = ShardWriter(out, {**run_meta, "device": device_info})
+        _check_existing_folder(out, probe, plan)
+        done = {s.index for s in plan if probe.finished(s) is not None}
+        pending = [s for s in plan if s.index not in done]
+        rejected_before = len(collect_rejects(probe, [s for s in plan if s.index in done]))
+        counter = {"rejects": rejected_before}
+
+        def on_shard_done(shard: Shard, rejects: list[dict[str, str]]) -> None:
+            counter["rejects"] += len(rejects)
+            if counter["rejects"] > max_rejects:
+                raise CurateError(
+                    f"{counter['rejects']} images rejected, more than --max-rejects {max_rejects} "
+                    f"(see {out / REJECTS_NAME}; first: {rejects[0]['message'] if rejects else 'earlier shards'})"
+                )
+
+        if rejected_before > max_rejects:
+            _finish_rejects(out, probe, plan, run_meta)
+            raise CurateError(
+                f"{rejected_before} images already rejected in {out}, more than --max-rejects {max_rejects} "
+                f"(see {out / REJECTS_NAME})"
+            )
+        to_embed = sum(len(s) for s in pending)
+        try:
+            if engine == "local":
+                from curate.embed.local_engine import run_local
+
+                mapper = Mapper(loaded, torch_device, precision)
+                device_info = mapper.describe()
+                writer = ShardWriter(out, {**run_meta, "device": device_info})
+                run_local(
+                    pending, loaded, mapper, writer,
+                    batch_size=batch_size, workers=workers, on_shard_done=on_shard_done,
+                    max_pixels=max_pixels, quiet=quiet,
+                )
+            else:
+                from curate.embed.ray_engine import run_ray
+
+                writer = ShardWriter(out, {**run_meta, "device": device_info})
+                device_info = run_ray(
+                    pending, spec, loaded, writer,
+                    device=torch_device.type, precision=precision, batch_size=batch_size,
+                    actors=actors, on_shard_done=on_shard_done, max_pixels=max_pixels, quiet=quiet,
+                )
+        finally:
+            rejects_total = _finish_rejects(out, probe, plan, run_meta)
+    seconds = time.perf_counter() - started
+    return EmbedResult(
+        out_dir=out,
+        samples=len(ids),
+        embedded=len(ids) - rejects_total,
+        rejected=rejects_total,
+        shards_total=len(plan),
+        shards_written=len(pending),
+        shards_skipped=len(done),
+        encoder=loaded.identity,
+        dim=loaded.dim,
+        device=device_info,
+        seconds=seconds,
+        images_per_second=to_embed / seconds if seconds > 0 else 0.0,
+        notes=list(run_meta["notes"]),
+    )
+
+
+def _finish_rejects(out: Path, writer: ShardWriter, plan: Sequence[Shard], run_meta: dict[str, Any]) -> int:
+    """Rebuild ``rejects.parquet`` from the finished shards; returns the number of rejects."""
+    rejects = collect_rejects(writer, [s for s in plan if writer.path(s).is_file()])
+    meta = make_metadata(
+        "rejects",
+        params=run_meta["params"],
+        inputs=run_meta["inputs"],
+        encoder=run_meta["encoder"],
+        corpus=run_meta["corpus"],
+    )
+    write_rejects(out, rejects, meta)
+    return len(rejects)

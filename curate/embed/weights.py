@@ -1,0 +1,95 @@
+"""Where model weights come from: a local file, a local cache, or (only when reachable) the network.
+
+Downloads through open_clip/torchvision sit through long retries when there is no network, so a
+weights source is resolved here first: a file already on disk is used directly; a hub tag is looked
+up in the local caches; and only when it is not cached *and* the hub is reachable is a download
+attempted. Otherwise the run fails at once, saying how to supply weights by hand.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from urllib.parse import urlparse
+
+from curate.errors import CurateError
+from curate.fsio import sha256_file
+
+_TRUE = {"1", "on", "yes", "true"}
+_sha_cache: dict[tuple[str, int, int], str] = {}
+
+
+def hub_offline() -> bool:
+    """True when the user asked for offline mode (``HF_HUB_OFFLINE``), read at call time."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
+
+
+def hf_cache_dir() -> Path:
+    """The Hugging Face hub cache folder, honouring ``HF_HUB_CACHE`` / ``HF_HOME`` set at run time."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]) / "hub"
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "huggingface" / "hub"
+
+
+def cached_hf_file(repo_id: str, filenames: list[str]) -> Path | None:
+    """The first of ``filenames`` present in the local hub cache for ``repo_id`` (no network)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    for name in filenames:
+        found = try_to_load_from_cache(repo_id, name, cache_dir=str(hf_cache_dir()))
+        if isinstance(found, str) and os.path.isfile(found):
+            return Path(found)
+    return None
+
+
+def host_reachable(url: str, timeout_s: float = 3.0) -> bool:
+    """Can a TCP connection be opened to ``url``'s host within ``timeout_s``? (no request is sent)"""
+    parsed = urlparse(url)
+    host = parsed.hostname
+    if not host:
+        return False
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    previous = socket.getdefaulttimeout()
+    try:
+        socket.setdefaulttimeout(timeout_s)
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def require_download_possible(what: str, url: str, how_to_supply: str) -> None:
+    """Fail at once, with ``how_to_supply`` in the message, when ``url`` cannot be downloaded."""
+    if hub_offline():
+        raise CurateError(f"{what}: weights are not in the local cache and HF_HUB_OFFLINE is set. {how_to_supply}")
+    if not host_reachable(url):
+        host = urlparse(url).hostname
+        raise CurateError(
+            f"{what}: weights are not in the local cache and {host} cannot be reached. {how_to_supply}"
+        )
+
+
+def weights_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 of a weights file (or of every file of a folder), memoised by path, size and mtime."""
+    p = Path(path)
+    if p.is_dir():
+        from curate.fsio import fingerprint
+
+        return str(fingerprint(p)["sha256"])
+    stat = p.stat()
+    key = (str(p.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _sha_cache:
+        _sha_cache[key] = sha256_file(p)
+    return _sha_cache[key]
+
+
+def existing_file(value: str, what: str) -> Path:
+    p = Path(value).expanduser()
+    if not p.is_file():
+        raise CurateError(f"{what}: weights file {value} does not exist")
+    return p
