@@ -95,16 +95,28 @@ def threshold_pairs(
     max_label_gap: float | None = None,
     block_rows: int = DEFAULT_BLOCK_ROWS,
     block_cols: int = DEFAULT_BLOCK_COLS,
+    exact_values: bool = True,
     device: str = "auto",
 ) -> Pairs:
     """All pairs ``i < j`` with ``cos(v_i, v_j) > threshold`` (and ``|labels_i - labels_j| < max_label_gap``).
 
+    ``vectors``: [n, dim] L2-normalised (float32 or float16; never copied whole on the CPU).
     With labels, rows are visited in label order and each block is compared only with the band of
     columns whose labels can be within the gap: the same result with a fraction of the products.
+    Memory: the input, one ``block_rows x block_cols`` float32 block and the pairs found
+    (int32 indices + float64 similarity, 16 bytes a pair).
+
+    Membership is always exact (pairs within ``EXACT_MARGIN`` of the threshold are rechecked in
+    float64). ``exact_values=False`` keeps the float32 similarity of the other pairs (error ~1e-6)
+    instead of recomputing each in float64, which is what makes millions of pairs cheap.
     """
     import torch
 
-    x = _as_float32(vectors)
+    x = np.asarray(vectors)
+    if x.ndim != 2:
+        raise ValueError(f"expected a 2-D array of vectors, got shape {x.shape}")
+    if x.dtype not in (np.float32, np.float16):
+        x = np.ascontiguousarray(x, dtype=np.float32)
     n = x.shape[0]
     use_labels = labels is not None and max_label_gap is not None
     if use_labels:
@@ -116,11 +128,16 @@ def threshold_pairs(
     else:
         order = np.arange(n)
         y_sorted = None
+    index_type = np.int32 if n < 2**31 else np.int64
     dev = pick_device(device)
-    xs = torch.from_numpy(x[order]).to(dev)
+    # Rows are gathered block by block in label order, so the whole matrix is never copied on the
+    # CPU; on a GPU it is moved once (it has to live there anyway).
+    xt = torch.from_numpy(np.ascontiguousarray(x)).to(dev)
+    order_t = torch.from_numpy(order).to(dev)
     loose = float(threshold) - EXACT_MARGIN
     found_i: list[np.ndarray] = []
     found_j: list[np.ndarray] = []
+    found_s: list[np.ndarray] = []
     with torch.inference_mode():
         for r0 in range(0, n, block_rows):
             r1 = min(n, r0 + block_rows)
@@ -129,31 +146,37 @@ def threshold_pairs(
                 assert y_sorted is not None
                 c_end = int(np.searchsorted(y_sorted, y_sorted[r1 - 1] + max_label_gap, side="left"))
                 c_end = max(c_end, r1)
-            rows = xs[r0:r1]
+            rows = xt[order_t[r0:r1]].float()
             for c0 in range(r0, c_end, block_cols):
                 c1 = min(c_end, c0 + block_cols)
-                sim = rows @ xs[c0:c1].T
+                sim = rows @ xt[order_t[c0:c1]].float().T
                 hit = (sim > loose).nonzero()
                 if hit.numel() == 0:
                     continue
-                hi = hit[:, 0].cpu().numpy() + r0
-                hj = hit[:, 1].cpu().numpy() + c0
+                found_s_block = sim[hit[:, 0], hit[:, 1]].cpu().numpy()
+                hit = hit.cpu().numpy()
+                hi = hit[:, 0].astype(index_type) + index_type(r0)
+                hj = hit[:, 1].astype(index_type) + index_type(c0)
                 keep = hj > hi
-                found_i.append(hi[keep])
-                found_j.append(hj[keep])
-    si = np.concatenate(found_i) if found_i else np.zeros(0, np.int64)
-    sj = np.concatenate(found_j) if found_j else np.zeros(0, np.int64)
-    # back to the caller's indices, then exact checks in float64
-    gi, gj = order[si], order[sj]
-    sim64 = _exact_similarity(x, x, gi, gj)
+                # back to the caller's indices right away (int32: 8 bytes a candidate pair)
+                found_i.append(order[hi[keep]].astype(index_type))
+                found_j.append(order[hj[keep]].astype(index_type))
+                found_s.append(found_s_block[keep])
+    gi = np.concatenate(found_i) if found_i else np.zeros(0, index_type)
+    gj = np.concatenate(found_j) if found_j else np.zeros(0, index_type)
+    sim64 = np.concatenate(found_s).astype(np.float64) if found_s else np.zeros(0, np.float64)
+    del found_i, found_j, found_s
+    # exact values in float64: all of them, or those near the threshold where membership is at stake
+    near = slice(None) if exact_values else np.flatnonzero(np.abs(sim64 - threshold) <= EXACT_MARGIN)
+    sim64[near] = _exact_similarity(x, x, gi[near], gj[near])
     keep = sim64 > threshold
     if use_labels:
         keep &= np.abs(y[gi] - y[gj]) < max_label_gap
     gi, gj, sim64 = gi[keep], gj[keep], sim64[keep]
     lo, hi_ = np.minimum(gi, gj), np.maximum(gi, gj)
-    index_type = np.int32 if n < 2**31 else np.int64
+    del gi, gj
     srt = np.lexsort((hi_, lo))
-    return Pairs(n, lo[srt].astype(index_type), hi_[srt].astype(index_type), sim64[srt])
+    return Pairs(n, lo[srt], hi_[srt], sim64[srt])
 
 
 def knn(

@@ -1,0 +1,98 @@
+"""Neighbour search against dense float64 statements of the same rules."""
+
+import numpy as np
+import pytest
+
+from curate.reshape.neighbours import components, knn, threshold_pairs
+
+
+def clustered(n: int, dim: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(max(2, n // 12), dim))
+    x = centres[rng.integers(0, len(centres), n)] + 0.25 * rng.normal(size=(n, dim))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def dense_pairs(x: np.ndarray, threshold: float, labels=None, gap=None) -> set[tuple[int, int]]:
+    s = x.astype(np.float64) @ x.astype(np.float64).T
+    hit = s > threshold
+    if labels is not None:
+        hit &= np.abs(labels[:, None] - labels[None, :]) < gap
+    i, j = np.nonzero(np.triu(hit, 1))
+    return set(zip(i.tolist(), j.tolist(), strict=True))
+
+
+@pytest.mark.parametrize("blocks", [(7, 11), (2048, 16384)])
+def test_threshold_pairs_match_dense(blocks):
+    x = clustered(150, 16, 1)
+    pairs = threshold_pairs(x, 0.9, block_rows=blocks[0], block_cols=blocks[1], device="cpu")
+    assert set(zip(pairs.i.tolist(), pairs.j.tolist(), strict=True)) == dense_pairs(x, 0.9)
+    assert len(pairs) > 20
+    assert (pairs.i < pairs.j).all()
+    np.testing.assert_allclose(pairs.similarity, np.einsum("ij,ij->i", x[pairs.i], x[pairs.j]), atol=1e-6)
+
+
+@pytest.mark.parametrize("exact_values", [True, False])
+def test_threshold_pairs_with_label_band(exact_values):
+    x = clustered(180, 16, 2)
+    labels = np.random.default_rng(3).uniform(0, 10, size=180)
+    pairs = threshold_pairs(
+        x,
+        0.8,
+        labels=labels,
+        max_label_gap=1.0,
+        block_rows=9,
+        block_cols=13,
+        exact_values=exact_values,
+        device="cpu",
+    )
+    want = dense_pairs(x, 0.8, labels, 1.0)
+    assert set(zip(pairs.i.tolist(), pairs.j.tolist(), strict=True)) == want
+    assert 0 < len(want) < len(dense_pairs(x, 0.8))
+
+
+def test_threshold_pairs_float16_input_is_exact_on_its_values():
+    x = clustered(90, 8, 4).astype(np.float16)
+    pairs = threshold_pairs(x, 0.9, block_rows=10, block_cols=10, device="cpu")
+    assert set(zip(pairs.i.tolist(), pairs.j.tolist(), strict=True)) == dense_pairs(x.astype(np.float64), 0.9)
+
+
+def test_components_match_union_find():
+    x = clustered(120, 8, 5)
+    pairs = threshold_pairs(x, 0.92, device="cpu")
+    labels = components(pairs)
+    parent = list(range(120))
+
+    def find(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    for a, b in dense_pairs(x, 0.92):
+        parent[find(a)] = find(b)
+    roots = [find(a) for a in range(120)]
+    for a in range(120):
+        for b in range(a + 1, 120):
+            assert (labels[a] == labels[b]) == (roots[a] == roots[b])
+
+
+@pytest.mark.parametrize("farthest", [False, True])
+def test_knn_matches_dense(farthest):
+    q = clustered(40, 16, 6)
+    d = clustered(70, 16, 7)
+    idx, dist = knn(q, d, 5, farthest=farthest, block_rows=6, block_cols=9, device="cpu")
+    full = 1.0 - q.astype(np.float64) @ d.astype(np.float64).T
+    key = -full if farthest else full
+    want = np.argsort(key, axis=1, kind="stable")[:, :5]
+    np.testing.assert_array_equal(idx, want)
+    np.testing.assert_allclose(dist, np.take_along_axis(full, want, axis=1), atol=1e-12)
+
+
+def test_knn_excludes_self():
+    x = clustered(30, 8, 8)
+    idx, dist = knn(x, x, 3, exclude_self=True, block_cols=7, device="cpu")
+    assert not (idx == np.arange(30)[:, None]).any()
+    full = 1.0 - x.astype(np.float64) @ x.astype(np.float64).T
+    np.fill_diagonal(full, np.inf)
+    np.testing.assert_array_equal(idx, np.argsort(full, axis=1, kind="stable")[:, :3])
