@@ -43,7 +43,7 @@ from curate.schema import (
     Embeddings,
     make_metadata,
     read_corpus,
-    read_embeddings,
+    read_embedding_rows,
     same_encoder,
     write_table,
 )
@@ -162,13 +162,30 @@ def reshape(
         group_cap=int(group_cap),
         device=device,
     )
-    train_emb = read_embeddings(embeddings)
+    # Only the vectors reshape uses are read: the selected originals first (so that they are a view,
+    # not a copy), then the training references DDCUp needs.
+    train_sorted = _sorted(train_frame)
+    originals, _ = _select_originals(train_sorted, params.types, str(corpus))
+    wanted = originals["sample_id"].to_numpy(dtype=object)
+    if pool is not None:
+        refs = train_sorted["sample_id"][train_sorted["is_reference"].to_numpy(dtype=bool)]
+        wanted = np.concatenate([wanted, refs.to_numpy(dtype=object)])
+    train_emb = read_embedding_rows(embeddings, wanted, what="corpus")
     inputs: dict[str, Any] = {"corpus": fingerprint(corpus), "embeddings": fingerprint(embeddings)}
     roots = _roots(train_meta, train_frame, str(corpus))
     pool_data = None
     if pool is not None and pool_embeddings is not None:
         pool_frame, pool_meta = read_corpus(pool)
-        pool_emb = read_embeddings(pool_embeddings)
+        pool_refs = _sorted(pool_frame)
+        pool_refs = pool_refs["sample_id"][pool_refs["is_reference"].to_numpy(dtype=bool)]
+        if pool_refs.empty:
+            raise CurateError(
+                f"{pool}: the pool has no reference images (is_reference); "
+                "a pool is candidate references plus their distorted versions from 'curate synthesize'"
+            )
+        pool_emb = read_embedding_rows(
+            pool_embeddings, pool_refs.to_numpy(dtype=object), what="pool references"
+        )
         same_encoder(train_emb, pool_emb)
         pool_data = _Pool(pool_frame, pool_emb, pool_meta, str(pool))
         inputs["pool"] = fingerprint(pool)
@@ -227,20 +244,10 @@ def reshape_tables(
     """The reshape itself, on tables in memory. Returns the manifest and decisions frames."""
     train = _sorted(train)
     is_ref = train["is_reference"].to_numpy(dtype=bool)
-    distortion = train["distortion"].astype("Float64").to_numpy(na_value=np.nan)
-    selected = ~is_ref & np.isin(distortion, np.asarray(params.types, dtype=float))
-    if not selected.any():
-        raise CurateError(f"{where}: no distorted samples of the selected types {list(params.types)}")
-    originals = train[selected].reset_index(drop=True)
+    originals, selected = _select_originals(train, params.types, where)
     scores = originals["score"].astype("Float64").to_numpy(na_value=np.nan)
-    if np.isnan(scores).any():
-        missing = originals["sample_id"][np.isnan(scores)].tolist()
-        raise CurateError(
-            f"{where}: {len(missing)} training sample(s) have no score, e.g. {missing[:3]}; "
-            "reshape needs the human score of every original sample"
-        )
     ids = originals["sample_id"].to_numpy(dtype=object)
-    vectors = train_emb.take(ids, what="corpus")
+    vectors = _vectors(train_emb, ids, "corpus")
 
     drc = drc_down(
         ids,
@@ -367,6 +374,39 @@ def reshape_tables(
     return ReshapeResult(manifest, decisions, summary)
 
 
+def _select_originals(
+    train: pd.DataFrame, types: tuple[int, ...], where: str
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The original samples reshape works on: distorted rows of the selected types, with scores.
+
+    ``train`` sorted by sample_id; returns (originals, mask over ``train``)."""
+    is_ref = train["is_reference"].to_numpy(dtype=bool)
+    distortion = train["distortion"].astype("Float64").to_numpy(na_value=np.nan)
+    selected = ~is_ref & np.isin(distortion, np.asarray(types, dtype=float))
+    if not selected.any():
+        raise CurateError(f"{where}: no distorted samples of the selected types {list(types)}")
+    originals = train[selected].reset_index(drop=True)
+    scores = originals["score"].astype("Float64").to_numpy(na_value=np.nan)
+    if np.isnan(scores).any():
+        missing = originals["sample_id"][np.isnan(scores)].tolist()
+        raise CurateError(
+            f"{where}: {len(missing)} training sample(s) have no score, e.g. {missing[:3]}; "
+            "reshape needs the human score of every original sample"
+        )
+    return originals, selected
+
+
+def _vectors(embeddings: Embeddings, ids: np.ndarray, what: str) -> np.ndarray:
+    """Vectors of ``ids``: a view when the embeddings hold them in that order at the start or end
+    (as ``reshape`` reads them), else a copy."""
+    n = ids.size
+    held = embeddings.ids
+    for start in (0, held.size - n):
+        if 0 <= start and start + n <= held.size and np.array_equal(held[start : start + n], ids):
+            return embeddings.vectors[start : start + n]
+    return embeddings.take(ids, what=what)
+
+
 def _decision_frame(
     sample_id: Any,
     ref_id: Any,
@@ -436,9 +476,9 @@ def _upsample(
             f"{where}: DDCUp needs the training corpus's reference images (at least 2, is_reference), "
             f"found {len(train_refs)}"
         )
-    ref_vectors = train_emb.take(train_refs["sample_id"].to_numpy(dtype=object), what="corpus references")
-    cand_vectors = pool.embeddings.take(
-        candidates["sample_id"].to_numpy(dtype=object), what="pool references"
+    ref_vectors = _vectors(train_emb, train_refs["sample_id"].to_numpy(dtype=object), "corpus references")
+    cand_vectors = _vectors(
+        pool.embeddings, candidates["sample_id"].to_numpy(dtype=object), "pool references"
     )
     selection = select_candidates(cand_vectors, ref_vectors, device=params.device)
     cand_ids = candidates["sample_id"].to_numpy(dtype=object)
