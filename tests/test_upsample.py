@@ -87,6 +87,17 @@ def test_greedy_order_matters_and_is_followed():
     assert dropped_for.tolist() == [1, 2, -1, -1]
 
 
+@pytest.mark.parametrize("budget", [0, 3, 10])
+def test_banded_thinning_equals_one_pass(budget):
+    a, t = problem(3, m=80)
+    r, _ = brute_thresholds(t)
+    one_pass = greedy_thinning(a, r, device="cpu")
+    banded = greedy_thinning(a, r, pair_budget=budget, device="cpu")
+    for x, y in zip(one_pass, banded, strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert one_pass[2].size >= 3
+
+
 @pytest.mark.parametrize("weighting", ["official", "similarity", "uniform"])
 def test_label_neighbours_match_dense(weighting):
     a, t = problem(5, m=30)

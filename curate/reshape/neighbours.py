@@ -36,6 +36,10 @@ def pick_device(device: str = "auto") -> "torch.device":  # noqa: F821
     return torch.device(device)
 
 
+class TooManyPairs(RuntimeError):
+    """``threshold_pairs`` found more pairs than its ``max_pairs`` budget (it stops early)."""
+
+
 @dataclass(frozen=True)
 class Pairs:
     """Undirected pairs ``(i[k], j[k])`` with ``i < j`` and their cosine similarity (float64)."""
@@ -96,6 +100,7 @@ def threshold_pairs(
     block_rows: int = DEFAULT_BLOCK_ROWS,
     block_cols: int = DEFAULT_BLOCK_COLS,
     exact_values: bool = True,
+    max_pairs: int | None = None,
     device: str = "auto",
 ) -> Pairs:
     """All pairs ``i < j`` with ``cos(v_i, v_j) > threshold`` (and ``|labels_i - labels_j| < max_label_gap``).
@@ -109,6 +114,7 @@ def threshold_pairs(
     Membership is always exact (pairs within ``EXACT_MARGIN`` of the threshold are rechecked in
     float64). ``exact_values=False`` keeps the float32 similarity of the other pairs (error ~1e-6)
     instead of recomputing each in float64, which is what makes millions of pairs cheap.
+    ``max_pairs``: raise :class:`TooManyPairs` as soon as more candidate pairs than this are found.
     """
     import torch
 
@@ -138,6 +144,7 @@ def threshold_pairs(
     found_i: list[np.ndarray] = []
     found_j: list[np.ndarray] = []
     found_s: list[np.ndarray] = []
+    found = 0
     with torch.inference_mode():
         for r0 in range(0, n, block_rows):
             r1 = min(n, r0 + block_rows)
@@ -162,6 +169,9 @@ def threshold_pairs(
                 found_i.append(order[hi[keep]].astype(index_type))
                 found_j.append(order[hj[keep]].astype(index_type))
                 found_s.append(found_s_block[keep])
+                found += int(keep.sum())
+                if max_pairs is not None and found > max_pairs:
+                    raise TooManyPairs(f"more than {max_pairs} pairs above similarity {threshold}")
     gi = np.concatenate(found_i) if found_i else np.zeros(0, index_type)
     gj = np.concatenate(found_j) if found_j else np.zeros(0, index_type)
     sim64 = np.concatenate(found_s).astype(np.float64) if found_s else np.zeros(0, np.float64)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from curate.reshape.neighbours import knn, threshold_pairs
+from curate.reshape.neighbours import TooManyPairs, knn, threshold_pairs
 
 
 @dataclass(frozen=True)
@@ -45,8 +45,10 @@ OUT_OF_DISTRIBUTION = "ddc_out_of_distribution"
 TOO_CLOSE = "ddc_too_close_to_kept"
 CANDIDATE_KEPT = "ddc_kept"
 
-# Greedy thinning looks at pairs closer than these fractions of r, band by band, among survivors.
-THINNING_BANDS = (1 / 64, 1 / 16, 1 / 4, 1 / 2, 1.0)
+# Greedy thinning takes all pairs closer than r at once when they fit this budget (16 bytes a
+# pair); otherwise it goes band by band, from r/4**k upward, among the survivors of earlier bands.
+THINNING_PAIR_BUDGET = 20_000_000
+THINNING_BAND_FRACTIONS = (1.0, 1 / 4, 1 / 16, 1 / 64, 1 / 256)
 
 
 @dataclass(frozen=True)
@@ -71,16 +73,24 @@ class CandidateSelection:
 
 
 def greedy_thinning(
-    vectors: np.ndarray, radius: float, *, device: str = "auto"
+    vectors: np.ndarray,
+    radius: float,
+    *,
+    pair_budget: int = THINNING_PAIR_BUDGET,
+    device: str = "auto",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """DDCUp step 3: while two survivors are closer than ``radius``, drop the earlier of the closest pair.
 
     ``vectors`` [m, dim] L2-normalised, in candidate order (the earlier index is the one dropped;
     equal distances are taken in (first, second) index order). Equivalent to processing every pair
     with distance < radius in ascending order and dropping the earlier member when both are alive,
-    which is what this does, in O(pairs log pairs). Pairs are found band by band (distance below
-    ``radius * f`` for f in ``THINNING_BANDS``) among the survivors of the previous bands, so pairs
-    of candidates that an earlier band already separated are never materialised.
+    which is what this does, in O(pairs log pairs).
+
+    When the pairs closer than ``radius`` exceed ``pair_budget``, they are taken band by band: all
+    pairs closer than a smaller limit among the current survivors, then a larger limit among the
+    survivors of that, and so on up to ``radius``. After a band every surviving pair is at least
+    that band's limit apart, so each band holds exactly the pairs the one-pass order would reach
+    next, and the result is the same.
 
     Returns ``(kept [m] bool, dropped_for [m] int64, drop_order [k] int64)``.
     """
@@ -88,13 +98,29 @@ def greedy_thinning(
     alive = np.ones(m, dtype=bool)
     dropped_for = np.full(m, -1, dtype=np.int64)
     drop_order: list[int] = []
-    for fraction in THINNING_BANDS:
-        limit = radius * fraction
+    done = 0.0  # every surviving pair is at least this far apart
+    while done < radius:
         survivors = np.flatnonzero(alive)
         if survivors.size < 2:
             break
-        # a hair looser than the limit, then the limit itself on the float64 distance
-        pairs = threshold_pairs(vectors[survivors], 1.0 - limit - 1e-12, exact_values=True, device=device)
+        limits = [radius * f for f in THINNING_BAND_FRACTIONS if radius * f > done]
+        pairs = None
+        for attempt, limit in enumerate(limits):
+            # the smallest band is taken whatever its size (a pile of near-duplicates)
+            budget = pair_budget if attempt < len(limits) - 1 else None
+            try:
+                # a hair looser than the limit, then the limit itself on the float64 distance
+                pairs = threshold_pairs(
+                    vectors[survivors],
+                    1.0 - limit - 1e-12,
+                    exact_values=True,
+                    max_pairs=budget,
+                    device=device,
+                )
+                break
+            except TooManyPairs:
+                continue
+        assert pairs is not None
         distance = pairs.distance
         inside = distance < limit
         first = survivors[pairs.i[inside]]
@@ -106,6 +132,7 @@ def greedy_thinning(
                 alive[a] = False
                 dropped_for[a] = b
                 drop_order.append(a)
+        done = limit
     return alive, dropped_for, np.asarray(drop_order, dtype=np.int64)
 
 
