@@ -12,6 +12,8 @@ approximate and never used unless asked for.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,8 +22,21 @@ from scipy.sparse.csgraph import connected_components
 
 # float32 dot products of unit vectors err by ~1e-6; anything this close to a threshold is rechecked.
 EXACT_MARGIN = 1e-4
-DEFAULT_BLOCK_ROWS = 2048
-DEFAULT_BLOCK_COLS = 16384
+DEFAULT_BLOCK_ROWS = 1024
+DEFAULT_BLOCK_COLS = 8192
+
+
+@contextlib.contextmanager
+def _full_float32() -> Iterator[None]:
+    """Matrix products in true float32 (no TF32): ``EXACT_MARGIN`` assumes float32 rounding."""
+    import torch
+
+    saved = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 def pick_device(device: str = "auto") -> "torch.device":  # noqa: F821
@@ -145,7 +160,7 @@ def threshold_pairs(
     found_j: list[np.ndarray] = []
     found_s: list[np.ndarray] = []
     found = 0
-    with torch.inference_mode():
+    with torch.inference_mode(), _full_float32():
         for r0 in range(0, n, block_rows):
             r1 = min(n, r0 + block_rows)
             c_end = n
@@ -224,7 +239,7 @@ def knn(
     sign = -1.0 if farthest else 1.0
     out_idx = np.empty((nq, k), dtype=np.int64)
     out_dist = np.empty((nq, k), dtype=np.float64)
-    with torch.inference_mode():
+    with torch.inference_mode(), _full_float32():
         for r0 in range(0, nq, block_rows):
             r1 = min(nq, r0 + block_rows)
             best_val = None
