@@ -22,18 +22,20 @@ def dense_pairs(x: np.ndarray, threshold: float, labels=None, gap=None) -> set[t
     return set(zip(i.tolist(), j.tolist(), strict=True))
 
 
+@pytest.mark.parametrize("screen", ["float32", "bfloat16"])
 @pytest.mark.parametrize("blocks", [(7, 11), (2048, 16384)])
-def test_threshold_pairs_match_dense(blocks):
+def test_threshold_pairs_match_dense(blocks, screen):
     x = clustered(150, 16, 1)
-    pairs = threshold_pairs(x, 0.9, block_rows=blocks[0], block_cols=blocks[1], device="cpu")
+    pairs = threshold_pairs(x, 0.9, block_rows=blocks[0], block_cols=blocks[1], screen=screen, device="cpu")
     assert set(zip(pairs.i.tolist(), pairs.j.tolist(), strict=True)) == dense_pairs(x, 0.9)
     assert len(pairs) > 20
     assert (pairs.i < pairs.j).all()
     np.testing.assert_allclose(pairs.similarity, np.einsum("ij,ij->i", x[pairs.i], x[pairs.j]), atol=1e-6)
 
 
+@pytest.mark.parametrize("screen", ["float32", "bfloat16"])
 @pytest.mark.parametrize("exact_values", [True, False])
-def test_threshold_pairs_with_label_band(exact_values):
+def test_threshold_pairs_with_label_band(exact_values, screen):
     x = clustered(180, 16, 2)
     labels = np.random.default_rng(3).uniform(0, 10, size=180)
     pairs = threshold_pairs(
@@ -44,11 +46,28 @@ def test_threshold_pairs_with_label_band(exact_values):
         block_rows=9,
         block_cols=13,
         exact_values=exact_values,
+        screen=screen,
         device="cpu",
     )
     want = dense_pairs(x, 0.8, labels, 1.0)
     assert set(zip(pairs.i.tolist(), pairs.j.tolist(), strict=True)) == want
     assert 0 < len(want) < len(dense_pairs(x, 0.8))
+
+
+def test_bfloat16_screen_keeps_pairs_right_at_the_threshold():
+    # pairs a hair above and below 0.9 in 512-d: the screen's error is far larger than the gap
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(40, 512))
+    base /= np.linalg.norm(base, axis=1, keepdims=True)
+    noise = rng.normal(size=(40, 512))
+    noise -= (noise * base).sum(1, keepdims=True) * base
+    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+    target = 0.9 + rng.choice([-1, 1], size=40) * rng.uniform(1e-7, 3e-3, size=40)
+    partner = target[:, None] * base + np.sqrt(1 - target[:, None] ** 2) * noise
+    x = np.concatenate([base, partner]).astype(np.float32)
+    got = threshold_pairs(x, 0.9, screen="bfloat16", device="cpu")
+    assert set(zip(got.i.tolist(), got.j.tolist(), strict=True)) == dense_pairs(x, 0.9)
+    assert 5 < len(got) < 40
 
 
 def test_threshold_pairs_float16_input_is_exact_on_its_values():

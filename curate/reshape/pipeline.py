@@ -503,7 +503,12 @@ def _upsample(
     )
 
     # training scores by (ref_id, type, level)
-    train_dist = train[~train["is_reference"].to_numpy(dtype=bool)]
+    ref_ref_ids = train_refs["ref_id"].astype(str).to_numpy()
+    # only the versions of references that label some kept candidate are looked up
+    used_refs = {str(ref_ref_ids[k]) for idx in neighbours.index for k in idx}
+    train_dist = train[
+        ~train["is_reference"].to_numpy(dtype=bool) & train["ref_id"].astype(str).isin(used_refs).to_numpy()
+    ]
     train_key = list(
         zip(
             train_dist["ref_id"].astype(str),
@@ -523,7 +528,6 @@ def _upsample(
         if key in train_lookup:
             ambiguous.add(key)
         train_lookup[key] = (str(sid), float(score))
-    ref_ref_ids = train_refs["ref_id"].astype(str).to_numpy()
 
     # pool rows of kept candidates at the selected types, every level
     kept_ref_ids = candidates["ref_id"].to_numpy(dtype=object)[kept_idx].astype(str)

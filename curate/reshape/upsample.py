@@ -126,12 +126,15 @@ def greedy_thinning(
         first = survivors[pairs.i[inside]]
         second = survivors[pairs.j[inside]]
         distance = distance[inside]
-        for k in np.lexsort((second, first, distance)):
-            a, b = int(first[k]), int(second[k])
-            if alive[a] and alive[b]:
-                alive[a] = False
+        order = np.lexsort((second, first, distance))
+        # plain Python lists and a bytearray: this loop may see millions of pairs
+        live = bytearray(alive.tobytes())
+        for a, b in zip(first[order].tolist(), second[order].tolist(), strict=True):
+            if live[a] and live[b]:
+                live[a] = 0
                 dropped_for[a] = b
                 drop_order.append(a)
+        alive = np.frombuffer(bytes(live), dtype=bool).copy()
         done = limit
     return alive, dropped_for, np.asarray(drop_order, dtype=np.int64)
 
