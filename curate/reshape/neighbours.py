@@ -32,15 +32,45 @@ DEFAULT_BLOCK_COLS = 8192
 
 @contextlib.contextmanager
 def _full_float32() -> Iterator[None]:
-    """Matrix products in true float32 (no TF32): ``EXACT_MARGIN`` assumes float32 rounding."""
+    """Matrix products with float32 accumulation, as the screening margins assume."""
     import torch
 
-    saved = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = False
+    matmul = torch.backends.cuda.matmul
+    saved = (matmul.allow_tf32, matmul.allow_bf16_reduced_precision_reduction)
+    # TF32 would break the float32 margin; reduced-precision reductions the bfloat16 one
+    matmul.allow_tf32 = False
+    matmul.allow_bf16_reduced_precision_reduction = False
     try:
         yield
     finally:
-        torch.backends.cuda.matmul.allow_tf32 = saved
+        matmul.allow_tf32, matmul.allow_bf16_reduced_precision_reduction = saved
+
+
+def _block_hits(sim: "torch.Tensor", cut: float, r0: int, c0: int) -> "torch.Tensor":  # noqa: F821
+    """Positions ``[k, 2]`` (int64, on sim's device) of entries above ``cut`` in the upper triangle.
+
+    On the CPU the comparison and the search run in numpy, several times faster than torch's
+    ``nonzero`` there; a positive bfloat16 cut is compared on the raw bits (for non-negative
+    floats, bit order is value order; negative values have the sign bit and compare below).
+    """
+    import torch
+
+    if sim.device.type == "cpu":
+        if sim.dtype == torch.bfloat16 and cut > 0:
+            # the largest bfloat16 at or below the cut, as int16 bits
+            bits = int(torch.tensor([cut], dtype=torch.float32).bfloat16().view(torch.int16)[0])
+            if float(torch.tensor([bits], dtype=torch.int16).view(torch.bfloat16)[0]) > cut:
+                bits -= 1
+            mask = sim.view(torch.int16).numpy() > bits
+        else:
+            mask = sim.float().numpy() > cut
+        flat = np.flatnonzero(mask)
+        width = sim.shape[1]
+        rows, cols = flat // width, flat % width
+        upper = cols + c0 > rows + r0
+        return torch.from_numpy(np.stack([rows[upper], cols[upper]], axis=1))
+    hit = (sim > cut).nonzero()
+    return hit[hit[:, 1] + c0 > hit[:, 0] + r0]
 
 
 def _screen_dtype(screen: str, dev: "torch.device") -> "torch.dtype":  # noqa: F821
@@ -52,13 +82,9 @@ def _screen_dtype(screen: str, dev: "torch.device") -> "torch.dtype":  # noqa: F
         return torch.bfloat16
     if screen != "auto":
         raise ValueError(f"screen {screen!r}: expected auto, float32 or bfloat16")
-    if dev.type == "cuda":
-        return torch.bfloat16
-    try:
-        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        native = False
-    return torch.bfloat16 if native else torch.float32
+    # On CUDA the bfloat16 screen runs on tensor cores, several times faster than float32. On the
+    # CPU it measured no faster here (the conversions and the float32 recomputation eat the gain).
+    return torch.bfloat16 if dev.type == "cuda" else torch.float32
 
 
 def pick_device(device: str = "auto") -> "torch.device":  # noqa: F821
@@ -154,10 +180,9 @@ def threshold_pairs(
     instead of recomputing each in float64, which is what makes millions of pairs cheap.
     ``max_pairs``: raise :class:`TooManyPairs` as soon as more candidate pairs than this are found.
 
-    ``screen``: the precision of the blocked products. ``bfloat16`` (``auto`` picks it on CUDA and
-    on CPUs with native bfloat16, e.g. AMX) screens with a proven error margin, then recomputes the
-    surviving pairs in float32 (and near the threshold in float64), so the result is the same as
-    with ``float32``, 3-10x faster.
+    ``screen``: the precision of the blocked products. ``bfloat16`` (``auto`` picks it on CUDA)
+    screens with a proven error margin, then recomputes the surviving pairs in float32 (and near
+    the threshold in float64), so the result is the same as with ``float32``.
     """
     import torch
 
@@ -203,10 +228,9 @@ def threshold_pairs(
                 c1 = min(c_end, c0 + block_cols)
                 cols = xt[order_t[c0:c1]]
                 sim = rows_screen @ cols.to(screen_dtype).T
-                hit = (sim > threshold - margin).nonzero()
+                hit = _block_hits(sim, threshold - margin, r0, c0)
                 if hit.numel() == 0:
                     continue
-                hit = hit[hit[:, 1] + c0 > hit[:, 0] + r0]  # upper triangle only
                 if screen_dtype == torch.float32:
                     values = sim[hit[:, 0], hit[:, 1]]
                 else:  # the screen's survivors, recomputed in float32
