@@ -248,3 +248,31 @@ def test_too_few_training_references_refused(ds, tmp_path):
 def test_missing_label_neighbour_version_refused(tmp_path):
     ds = make_dataset(tmp_path, seed=1, n_candidates=24, levels=(1, 2, 4, 5))
     expect_error(base_args(ds, tmp_path / "m.parquet"), "level 3", "pseudo-label cannot be made")
+
+
+def test_embedding_rows_read_in_the_asked_order_keeping_float16(tmp_path):
+    import pyarrow as pa
+
+    from curate.schema import embeddings_schema, make_metadata, read_embedding_rows, write_parquet
+
+    rng = np.random.default_rng(0)
+    vectors = unit(rng.normal(size=(6, 8))).astype(np.float16)
+    ids = [f"s/{k}" for k in range(6)]
+    folder = tmp_path / "emb"
+    folder.mkdir()
+    meta = make_metadata("embeddings", encoder={"name": "e"}, dim=8, dtype="float16")
+    for shard, part in enumerate((slice(0, 4), slice(4, 6))):
+        table = pa.Table.from_arrays(
+            [
+                pa.array(ids[part], pa.string()),
+                pa.FixedSizeListArray.from_arrays(pa.array(vectors[part].ravel(), pa.float16()), 8),
+            ],
+            schema=embeddings_schema(8, "float16"),
+        )
+        write_parquet(table, folder / f"part-{shard:05d}.parquet", meta)
+    got = read_embedding_rows(folder, ["s/5", "s/0", "s/3"])
+    assert got.vectors.dtype == np.float16
+    np.testing.assert_array_equal(got.vectors, vectors[[5, 0, 3]])
+    assert got.ids.tolist() == ["s/5", "s/0", "s/3"] and got.dim == 8
+    with pytest.raises(Exception, match="s/9"):
+        read_embedding_rows(folder, ["s/1", "s/9"])
