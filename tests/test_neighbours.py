@@ -3,7 +3,18 @@
 import numpy as np
 import pytest
 
+from curate.reshape import neighbours
 from curate.reshape.neighbours import components, knn, threshold_pairs
+
+
+@pytest.fixture(params=["numpy", "torch"])
+def backend(request, monkeypatch):
+    """Run a test on the numpy CPU path and on the torch path (torch on the CPU here)."""
+    if request.param == "torch":
+        import torch
+
+        monkeypatch.setattr(neighbours, "compute_device", lambda device="auto": torch.device("cpu"))
+    return request.param
 
 
 def clustered(n: int, dim: int, seed: int) -> np.ndarray:
@@ -24,7 +35,7 @@ def dense_pairs(x: np.ndarray, threshold: float, labels=None, gap=None) -> set[t
 
 @pytest.mark.parametrize("screen", ["float32", "bfloat16"])
 @pytest.mark.parametrize("blocks", [(7, 11), (2048, 16384)])
-def test_threshold_pairs_match_dense(blocks, screen):
+def test_threshold_pairs_match_dense(blocks, screen, backend):
     x = clustered(150, 16, 1)
     pairs = threshold_pairs(x, 0.9, block_rows=blocks[0], block_cols=blocks[1], screen=screen, device="cpu")
     assert set(zip(pairs.i.tolist(), pairs.j.tolist(), strict=True)) == dense_pairs(x, 0.9)
@@ -35,7 +46,7 @@ def test_threshold_pairs_match_dense(blocks, screen):
 
 @pytest.mark.parametrize("screen", ["float32", "bfloat16"])
 @pytest.mark.parametrize("exact_values", [True, False])
-def test_threshold_pairs_with_label_band(exact_values, screen):
+def test_threshold_pairs_with_label_band(exact_values, screen, backend):
     x = clustered(180, 16, 2)
     labels = np.random.default_rng(3).uniform(0, 10, size=180)
     pairs = threshold_pairs(
@@ -70,7 +81,7 @@ def test_bfloat16_screen_keeps_pairs_right_at_the_threshold():
     assert 5 < len(got) < 40
 
 
-def test_threshold_pairs_float16_input_is_exact_on_its_values():
+def test_threshold_pairs_float16_input_is_exact_on_its_values(backend):
     x = clustered(90, 8, 4).astype(np.float16)
     pairs = threshold_pairs(x, 0.9, block_rows=10, block_cols=10, device="cpu")
     assert set(zip(pairs.i.tolist(), pairs.j.tolist(), strict=True)) == dense_pairs(x.astype(np.float64), 0.9)
@@ -97,7 +108,7 @@ def test_components_match_union_find():
 
 
 @pytest.mark.parametrize("farthest", [False, True])
-def test_knn_matches_dense(farthest):
+def test_knn_matches_dense(farthest, backend):
     q = clustered(40, 16, 6)
     d = clustered(70, 16, 7)
     idx, dist = knn(q, d, 5, farthest=farthest, block_rows=6, block_cols=9, device="cpu")
@@ -108,7 +119,7 @@ def test_knn_matches_dense(farthest):
     np.testing.assert_allclose(dist, np.take_along_axis(full, want, axis=1), atol=1e-12)
 
 
-def test_knn_excludes_self():
+def test_knn_excludes_self(backend):
     x = clustered(30, 8, 8)
     idx, dist = knn(x, x, 3, exclude_self=True, block_cols=7, device="cpu")
     assert not (idx == np.arange(30)[:, None]).any()

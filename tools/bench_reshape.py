@@ -243,9 +243,6 @@ def peak_mb() -> float:
 
 
 def child(args: argparse.Namespace) -> None:
-    import torch
-
-    torch.set_num_threads(max(1, args.threads))
     from curate.reshape.downsample import drc_down
     from curate.reshape.pipeline import reshape
 
@@ -288,7 +285,8 @@ def measure(kind: str, data: Path, workdir: Path, **extra) -> dict:
     for key, value in extra.items():
         if value is not None:
             cmd += [f"--{key.replace('_', '-')}", str(value)]
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    threads = str(extra.get("threads") or 2)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads)
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         return {

@@ -13,6 +13,7 @@ approximate and never used unless asked for.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -46,33 +47,6 @@ def _full_float32() -> Iterator[None]:
         matmul.allow_tf32, matmul.allow_bf16_reduced_precision_reduction = saved
 
 
-def _block_hits(sim: "torch.Tensor", cut: float, r0: int, c0: int) -> "torch.Tensor":  # noqa: F821
-    """Positions ``[k, 2]`` (int64, on sim's device) of entries above ``cut`` in the upper triangle.
-
-    On the CPU the comparison and the search run in numpy, several times faster than torch's
-    ``nonzero`` there; a positive bfloat16 cut is compared on the raw bits (for non-negative
-    floats, bit order is value order; negative values have the sign bit and compare below).
-    """
-    import torch
-
-    if sim.device.type == "cpu":
-        if sim.dtype == torch.bfloat16 and cut > 0:
-            # the largest bfloat16 at or below the cut, as int16 bits
-            bits = int(torch.tensor([cut], dtype=torch.float32).bfloat16().view(torch.int16)[0])
-            if float(torch.tensor([bits], dtype=torch.int16).view(torch.bfloat16)[0]) > cut:
-                bits -= 1
-            mask = sim.view(torch.int16).numpy() > bits
-        else:
-            mask = sim.float().numpy() > cut
-        flat = np.flatnonzero(mask)
-        width = sim.shape[1]
-        rows, cols = flat // width, flat % width
-        upper = cols + c0 > rows + r0
-        return torch.from_numpy(np.stack([rows[upper], cols[upper]], axis=1))
-    hit = (sim > cut).nonzero()
-    return hit[hit[:, 1] + c0 > hit[:, 0] + r0]
-
-
 def _screen_dtype(screen: str, dev: "torch.device") -> "torch.dtype":  # noqa: F821
     import torch
 
@@ -85,6 +59,23 @@ def _screen_dtype(screen: str, dev: "torch.device") -> "torch.dtype":  # noqa: F
     # On CUDA the bfloat16 screen runs on tensor cores, several times faster than float32. On the
     # CPU it measured no faster here (the conversions and the float32 recomputation eat the gain).
     return torch.bfloat16 if dev.type == "cuda" else torch.float32
+
+
+def _nvidia_present() -> bool:
+    """Whether this machine has an NVIDIA driver loaded (checked without importing torch)."""
+    return os.path.exists("/proc/driver/nvidia/version") or os.path.exists("/dev/nvidia0")
+
+
+def compute_device(device: str = "auto") -> "torch.device | None":  # noqa: F821
+    """Where the blocked products run: a torch CUDA device, or None for numpy on the CPU.
+
+    The CPU path uses numpy's BLAS and never imports torch, which saves its import time and
+    ~700 MB of resident memory; ``auto`` only imports torch when an NVIDIA driver is present.
+    """
+    if device == "cpu" or (device == "auto" and not _nvidia_present()):
+        return None
+    dev = pick_device(device)
+    return dev if dev.type != "cpu" else None
 
 
 def pick_device(device: str = "auto") -> "torch.device":  # noqa: F821
@@ -154,6 +145,68 @@ def _exact_similarity(a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndarr
     return out
 
 
+def _blocks_numpy(
+    x: np.ndarray, order: np.ndarray, spans: list[tuple[int, int, int, int]], threshold: float
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per block: sorted positions (i, j), i < j, with float32 similarity above threshold - margin."""
+    cut = threshold - EXACT_MARGIN
+    cached_r0 = -1
+    rows = np.zeros((0, x.shape[1]), np.float32)
+    for r0, r1, c0, c1 in spans:
+        if r0 != cached_r0:
+            rows = x[order[r0:r1]].astype(np.float32)
+            cached_r0 = r0
+        sim = rows @ x[order[c0:c1]].astype(np.float32).T
+        flat = np.flatnonzero(sim > cut)
+        if flat.size == 0:
+            continue
+        width = c1 - c0
+        hi, hj = flat // width + r0, flat % width + c0
+        upper = hj > hi
+        yield hi[upper], hj[upper], sim.ravel()[flat[upper]]
+
+
+def _blocks_torch(
+    x: np.ndarray,
+    order: np.ndarray,
+    spans: list[tuple[int, int, int, int]],
+    threshold: float,
+    dev: "torch.device",  # noqa: F821
+    screen: str,
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The same blocks on a torch device, optionally screened in bfloat16 (see ``threshold_pairs``)."""
+    import torch
+
+    screen_dtype = _screen_dtype(screen, dev)
+    margin = SCREEN_MARGIN_BF16 if screen_dtype == torch.bfloat16 else EXACT_MARGIN
+    # the whole matrix is moved to the device once; blocks are gathered there in label order
+    xt = torch.from_numpy(np.ascontiguousarray(x)).to(dev)
+    order_t = torch.from_numpy(order).to(dev)
+    cached_r0 = -1
+    with torch.inference_mode(), _full_float32():
+        for r0, r1, c0, c1 in spans:
+            if r0 != cached_r0:
+                rows = xt[order_t[r0:r1]]
+                rows_screen = rows.to(screen_dtype)
+                cached_r0 = r0
+            cols = xt[order_t[c0:c1]]
+            sim = rows_screen @ cols.to(screen_dtype).T
+            hit = (sim > threshold - margin).nonzero()
+            hit = hit[hit[:, 1] + c0 > hit[:, 0] + r0]
+            if hit.numel() == 0:
+                continue
+            if screen_dtype == torch.float32:
+                values = sim[hit[:, 0], hit[:, 1]]
+            else:  # the screen's survivors, recomputed in float32
+                values = (rows[hit[:, 0]].float() * cols[hit[:, 1]].float()).sum(dim=1)
+                close = values > threshold - EXACT_MARGIN
+                hit, values = hit[close], values[close]
+            if hit.numel() == 0:
+                continue
+            hit = hit.cpu().numpy()
+            yield hit[:, 0] + r0, hit[:, 1] + c0, values.float().cpu().numpy()
+
+
 def threshold_pairs(
     vectors: np.ndarray,
     threshold: float,
@@ -184,8 +237,6 @@ def threshold_pairs(
     screens with a proven error margin, then recomputes the surviving pairs in float32 (and near
     the threshold in float64), so the result is the same as with ``float32``.
     """
-    import torch
-
     x = np.asarray(vectors)
     if x.ndim != 2:
         raise ValueError(f"expected a 2-D array of vectors, got shape {x.shape}")
@@ -203,52 +254,34 @@ def threshold_pairs(
         order = np.arange(n)
         y_sorted = None
     index_type = np.int32 if n < 2**31 else np.int64
-    dev = pick_device(device)
-    screen_dtype = _screen_dtype(screen, dev)
-    margin = SCREEN_MARGIN_BF16 if screen_dtype == torch.bfloat16 else EXACT_MARGIN
-    # Rows are gathered block by block in label order, so the whole matrix is never copied on the
-    # CPU; on a GPU it is moved once (it has to live there anyway).
-    xt = torch.from_numpy(np.ascontiguousarray(x)).to(dev)
-    order_t = torch.from_numpy(order).to(dev)
+    # row block [r0, r1) meets the columns [r0, c_end): its label band, upper triangle only
+    spans = []
+    for r0 in range(0, n, block_rows):
+        r1 = min(n, r0 + block_rows)
+        c_end = n
+        if use_labels:
+            assert y_sorted is not None
+            c_end = max(int(np.searchsorted(y_sorted, y_sorted[r1 - 1] + max_label_gap, side="left")), r1)
+        spans.extend((r0, r1, c0, min(c_end, c0 + block_cols)) for c0 in range(r0, c_end, block_cols))
+    dev = compute_device(device)
+    if dev is None and screen == "bfloat16":  # asked for explicitly: torch on the CPU
+        dev = pick_device("cpu")
+    if dev is None:
+        blocks = _blocks_numpy(x, order, spans, threshold)
+    else:
+        blocks = _blocks_torch(x, order, spans, threshold, dev, screen)
     found_i: list[np.ndarray] = []
     found_j: list[np.ndarray] = []
     found_s: list[np.ndarray] = []
     found = 0
-    with torch.inference_mode(), _full_float32():
-        for r0 in range(0, n, block_rows):
-            r1 = min(n, r0 + block_rows)
-            c_end = n
-            if use_labels:
-                assert y_sorted is not None
-                c_end = int(np.searchsorted(y_sorted, y_sorted[r1 - 1] + max_label_gap, side="left"))
-                c_end = max(c_end, r1)
-            rows = xt[order_t[r0:r1]]
-            rows_screen = rows.to(screen_dtype)
-            for c0 in range(r0, c_end, block_cols):
-                c1 = min(c_end, c0 + block_cols)
-                cols = xt[order_t[c0:c1]]
-                sim = rows_screen @ cols.to(screen_dtype).T
-                hit = _block_hits(sim, threshold - margin, r0, c0)
-                if hit.numel() == 0:
-                    continue
-                if screen_dtype == torch.float32:
-                    values = sim[hit[:, 0], hit[:, 1]]
-                else:  # the screen's survivors, recomputed in float32
-                    values = (rows[hit[:, 0]].float() * cols[hit[:, 1]].float()).sum(dim=1)
-                    close = values > threshold - EXACT_MARGIN
-                    hit, values = hit[close], values[close]
-                if hit.numel() == 0:
-                    continue
-                hit = hit.cpu().numpy()
-                hi = hit[:, 0].astype(index_type) + index_type(r0)
-                hj = hit[:, 1].astype(index_type) + index_type(c0)
-                # back to the caller's indices right away (int32: 8 bytes a candidate pair)
-                found_i.append(order[hi].astype(index_type))
-                found_j.append(order[hj].astype(index_type))
-                found_s.append(values.cpu().numpy())
-                found += hi.size
-                if max_pairs is not None and found > max_pairs:
-                    raise TooManyPairs(f"more than {max_pairs} pairs above similarity {threshold}")
+    for hi, hj, values in blocks:
+        # back to the caller's indices right away (int32: 8 bytes a candidate pair)
+        found_i.append(order[hi].astype(index_type))
+        found_j.append(order[hj].astype(index_type))
+        found_s.append(values)
+        found += hi.size
+        if max_pairs is not None and found > max_pairs:
+            raise TooManyPairs(f"more than {max_pairs} pairs above similarity {threshold}")
     gi = np.concatenate(found_i) if found_i else np.zeros(0, index_type)
     gj = np.concatenate(found_j) if found_j else np.zeros(0, index_type)
     sim64 = np.concatenate(found_s).astype(np.float64) if found_s else np.zeros(0, np.float64)
@@ -283,8 +316,6 @@ def knn(
     descending for farthest), ties broken by the lower data index; distances are ``1 - cos`` in
     float64. ``exclude_self`` drops ``data[i]`` for query ``i`` (queries and data are the same set).
     """
-    import torch
-
     q = _as_float32(queries)
     d = _as_float32(data)
     nq, nd = q.shape[0], d.shape[0]
@@ -295,12 +326,67 @@ def knn(
         raise ValueError(f"k={k} but only {available} neighbour(s) are available")
     # Take a few extra per block so float32 ties at the cut are settled exactly in float64.
     take = min(k + 8, available)
-    dev = pick_device(device)
-    qt = torch.from_numpy(q).to(dev)
-    dt = torch.from_numpy(d).to(dev)
     sign = -1.0 if farthest else 1.0
+    dev = compute_device(device)
+    if dev is None:
+        candidates = _knn_candidates_numpy(q, d, take, sign, exclude_self, block_rows, block_cols)
+    else:
+        candidates = _knn_candidates_torch(q, d, take, sign, exclude_self, block_rows, block_cols, dev)
     out_idx = np.empty((nq, k), dtype=np.int64)
     out_dist = np.empty((nq, k), dtype=np.float64)
+    for r0, r1, cand in candidates:
+        rows = np.repeat(np.arange(r0, r1), cand.shape[1])
+        sim = _exact_similarity(q, d, rows, cand.ravel()).reshape(cand.shape)
+        if exclude_self:
+            sim[cand == np.arange(r0, r1)[:, None]] = np.nan
+        key = -sign * sim
+        key = np.where(np.isnan(key), np.inf, key)
+        order = np.lexsort((cand, key), axis=1)[:, :k]
+        out_idx[r0:r1] = np.take_along_axis(cand, order, axis=1)
+        out_dist[r0:r1] = 1.0 - np.take_along_axis(sim, order, axis=1)
+    return out_idx, out_dist
+
+
+def _knn_candidates_numpy(
+    q: np.ndarray, d: np.ndarray, take: int, sign: float, exclude_self: bool, block_rows: int, block_cols: int
+) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Per query block: the ``take`` best data indices by float32 score (any order)."""
+    nq, nd = q.shape[0], d.shape[0]
+    for r0 in range(0, nq, block_rows):
+        r1 = min(nq, r0 + block_rows)
+        best_val = np.zeros((r1 - r0, 0), np.float32)
+        best_idx = np.zeros((r1 - r0, 0), np.int64)
+        for c0 in range(0, nd, block_cols):
+            c1 = min(nd, c0 + block_cols)
+            score = sign * (q[r0:r1] @ d[c0:c1].T)
+            if exclude_self:
+                own = np.arange(max(r0, c0), min(r1, c1))
+                score[own - r0, own - c0] = -np.inf
+            val = np.concatenate([best_val, score], axis=1)
+            idx = np.concatenate([best_idx, np.broadcast_to(np.arange(c0, c1), score.shape)], axis=1)
+            if val.shape[1] > take:
+                pos = np.argpartition(-val, take - 1, axis=1)[:, :take]
+                val = np.take_along_axis(val, pos, axis=1)
+                idx = np.take_along_axis(idx, pos, axis=1)
+            best_val, best_idx = val, idx
+        yield r0, r1, best_idx
+
+
+def _knn_candidates_torch(
+    q: np.ndarray,
+    d: np.ndarray,
+    take: int,
+    sign: float,
+    exclude_self: bool,
+    block_rows: int,
+    block_cols: int,
+    dev: "torch.device",  # noqa: F821
+) -> Iterator[tuple[int, int, np.ndarray]]:
+    import torch
+
+    nq, nd = q.shape[0], d.shape[0]
+    qt = torch.from_numpy(q).to(dev)
+    dt = torch.from_numpy(d).to(dev)
     with torch.inference_mode(), _full_float32():
         for r0 in range(0, nq, block_rows):
             r1 = min(nq, r0 + block_rows)
@@ -310,10 +396,8 @@ def knn(
                 c1 = min(nd, c0 + block_cols)
                 score = sign * (qt[r0:r1] @ dt[c0:c1].T)
                 if exclude_self:
-                    rr = torch.arange(r0, r1, device=dev)
-                    inside = (rr >= c0) & (rr < c1)
-                    if inside.any():
-                        score[inside.nonzero()[:, 0], (rr[inside] - c0)] = -torch.inf
+                    own = torch.arange(max(r0, c0), min(r1, c1), device=dev)
+                    score[own - r0, own - c0] = -torch.inf
                 kk = min(take, c1 - c0)
                 val, idx = torch.topk(score, kk, dim=1)
                 idx = idx + c0
@@ -325,18 +409,8 @@ def knn(
                     kk = min(take, val.shape[1])
                     best_val, pos = torch.topk(val, kk, dim=1)
                     best_idx = torch.gather(idx, 1, pos)
-            cand = best_idx.cpu().numpy()
-            rows = np.repeat(np.arange(r0, r1), cand.shape[1])
-            sim = _exact_similarity(q, d, rows, cand.ravel()).reshape(cand.shape)
-            if exclude_self:
-                sim[cand == np.arange(r0, r1)[:, None]] = np.nan
-            key = -sign * sim
-            key = np.where(np.isnan(key), np.inf, key)
-            order = np.lexsort((cand, key), axis=1)[:, :k]
-            chosen = np.take_along_axis(cand, order, axis=1)
-            out_idx[r0:r1] = chosen
-            out_dist[r0:r1] = 1.0 - np.take_along_axis(sim, order, axis=1)
-    return out_idx, out_dist
+            assert best_idx is not None
+            yield r0, r1, best_idx.cpu().numpy()
 
 
 def knn_faiss(queries: np.ndarray, data: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
