@@ -574,28 +574,30 @@ def read_embedding_rows(
             raise TableError(
                 f"{shard}: encoder or dim differs from {shards[0].name}; one folder holds one encoder's embeddings"
             )
-        table = pq.read_table(shard)
-        if "sample_id" not in table.column_names or "embedding" not in table.column_names:
+        parquet = pq.ParquetFile(shard)
+        names = parquet.schema_arrow.names
+        if "sample_id" not in names or "embedding" not in names:
             raise TableError(f"{shard}: embeddings need columns 'sample_id' and 'embedding'")
-        col = table.column("embedding").combine_chunks()
-        if not pa.types.is_fixed_size_list(col.type):
-            raise TableError(f"{shard}: column 'embedding' must be fixed_size_list, got {col.type}")
-        dim = col.type.list_size
+        typ = parquet.schema_arrow.field("embedding").type
+        if not pa.types.is_fixed_size_list(typ):
+            raise TableError(f"{shard}: column 'embedding' must be fixed_size_list, got {typ}")
+        dim = typ.list_size
         if first_meta.get("dim") is not None and dim != first_meta["dim"]:
             raise TableError(f"{shard}: embedding dim {dim} but metadata says {first_meta['dim']}")
-        ids = np.asarray(table.column("sample_id").to_numpy(zero_copy_only=False), dtype=object)
-        seen_ids.append(ids)
-        rows = np.fromiter((position.get(s, -1) for s in ids.tolist()), dtype=np.int64, count=ids.size)
-        hit = np.flatnonzero(rows >= 0)
-        flat = col.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
         if vectors is None:
-            dtype = np.float16 if flat.dtype == np.float16 else np.float32
+            dtype = np.float16 if pa.types.is_float16(typ.value_type) else np.float32
             vectors = np.empty((wanted.size, dim), dtype=dtype)
         elif dim != vectors.shape[1]:
             raise TableError(f"{shard}: embedding dim {dim} differs from {vectors.shape[1]}")
-        vectors[rows[hit]] = flat[hit]
-        filled[rows[hit]] = True
-        del table, col, flat
+        # batch by batch: memory stays at the result plus one batch
+        for batch in parquet.iter_batches(batch_size=8192, columns=["sample_id", "embedding"]):
+            ids = np.asarray(batch.column(0).to_numpy(zero_copy_only=False), dtype=object)
+            seen_ids.append(ids)
+            rows = np.fromiter((position.get(s, -1) for s in ids.tolist()), dtype=np.int64, count=ids.size)
+            hit = np.flatnonzero(rows >= 0)
+            flat = batch.column(1).flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
+            vectors[rows[hit]] = flat[hit]
+            filled[rows[hit]] = True
     assert first_meta is not None and vectors is not None
     _check_unique(np.concatenate(seen_ids), where)
     if not filled.all():
