@@ -9,7 +9,7 @@ to a training reference (not novel), opposite ones (out of distribution) and fam
 contents (thinned to one or a few).
 
 Each measurement runs in a fresh child process, which reports its wall time and peak resident
-memory (``ru_maxrss``, imports included; the RSS right after the imports is printed beside it).
+memory (VmHWM, imports included; the RSS right after the imports is printed beside it).
 
     python tools/bench_reshape.py                       # n = 10k, 100k; pools 1k, 100k; dense 5k, 10k
     python tools/bench_reshape.py --large               # adds n = 700k (slow on 2 cores)
@@ -239,6 +239,12 @@ def rss_mb() -> float:
 
 
 def peak_mb() -> float:
+    """Peak resident memory of this process image (VmHWM). Not ``ru_maxrss``: Linux carries that
+    over from the parent across fork + exec, so a child of a big parent would report the parent."""
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
