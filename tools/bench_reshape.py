@@ -148,7 +148,7 @@ def write_pool(
 
     rng = np.random.default_rng(seed)
     refs = np.load(training / "refs.npy")
-    kind = rng.choice(4, size=m, p=[0.3, 0.1, 0.3, 0.3])
+    kind = rng.choice(4, size=m, p=[0.7, 0.1, 0.1, 0.1])
     family_base = unit_rows(rng.standard_normal((m // 4 + 1, DIM))).astype(np.float32)
     vec = np.empty((m, DIM), np.float32)
     near = refs[rng.integers(0, len(refs), m)]

@@ -65,7 +65,7 @@ def synthetic(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 def candidates(m: int, refs: np.ndarray, seed: int = 1) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    kind = rng.choice(4, size=m, p=[0.3, 0.1, 0.3, 0.3])
+    kind = rng.choice(4, size=m, p=[0.7, 0.1, 0.1, 0.1])
     near = refs[rng.integers(0, len(refs), m)]
     noise = unit_rows(rng.standard_normal((m, DIM))).astype(np.float32)
     family = unit_rows(rng.standard_normal((m // 4 + 1, DIM))).astype(np.float32)[np.arange(m) // 4]
