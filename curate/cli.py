@@ -109,9 +109,16 @@ def reshape_command(
 ) -> None:
     """Reshape a corpus (DRCDown, DDCUp with --pool) into a training manifest + decisions table."""
     from curate.reshape.pipeline import format_summary, reshape
+    from curate.reshape.presets import parse_levels, parse_types
 
     if (pool is None) != (pool_embeddings is None):
         raise click.UsageError("--pool and --pool-embeddings go together")
+    try:
+        if types:
+            parse_types(types)
+        parse_levels(levels)
+    except CurateError as exc:
+        raise click.BadParameter(str(exc)) from None
     result = reshape(
         corpus,
         embeddings,

@@ -137,7 +137,10 @@ def expect_error(args: list[str], *needles: str, code: int = 1) -> str:
 
 
 def test_unknown_preset_refused(ds, tmp_path):
-    expect_error([*base_args(ds, tmp_path / "m.parquet"), "--types", "imagenet"], "--types", "not a preset")
+    expect_error(
+        [*base_args(ds, tmp_path / "m.parquet"), "--types", "imagenet"], "--types", "not a preset", code=2
+    )
+    expect_error([*base_args(ds, tmp_path / "m.parquet"), "--levels", "0,7"], "levels are 1-5", code=2)
     assert not (tmp_path / "m.parquet").exists()
 
 
