@@ -137,7 +137,7 @@ def _as_float32(x: np.ndarray) -> np.ndarray:
 def _exact_similarity(a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
     """float64 cosine similarity of rows ``a[ia]`` and ``b[ib]`` (vectors assumed unit length)."""
     out = np.empty(ia.size, dtype=np.float64)
-    step = 1 << 16
+    step = 4096  # small chunks stay in cache
     for s in range(0, ia.size, step):
         x = a[ia[s : s + step]].astype(np.float64)
         y = b[ib[s : s + step]].astype(np.float64)
@@ -362,8 +362,15 @@ def _knn_candidates_numpy(
             if exclude_self:
                 own = np.arange(max(r0, c0), min(r1, c1))
                 score[own - r0, own - c0] = -np.inf
-            val = np.concatenate([best_val, score], axis=1)
-            idx = np.concatenate([best_idx, np.broadcast_to(np.arange(c0, c1), score.shape)], axis=1)
+            if score.shape[1] > take:  # this block's best first, then merge the small lists
+                pos = np.argpartition(-score, take - 1, axis=1)[:, :take]
+                val = np.take_along_axis(score, pos, axis=1)
+                idx = pos + c0
+            else:
+                val = score
+                idx = np.broadcast_to(np.arange(c0, c1), score.shape)
+            val = np.concatenate([best_val, val], axis=1)
+            idx = np.concatenate([best_idx, idx], axis=1)
             if val.shape[1] > take:
                 pos = np.argpartition(-val, take - 1, axis=1)[:, :take]
                 val = np.take_along_axis(val, pos, axis=1)
