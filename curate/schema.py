@@ -592,3 +592,85 @@ def same_encoder(a: Embeddings, b: Embeddings) -> None:
             f"{b.where}: embeddings were made by a different encoder or dim than {a.where} "
             f"({b.encoder.get('name')}/{b.dim} vs {a.encoder.get('name')}/{a.dim}); embed both with one encoder"
         )
+
+
+def read_embedding_rows(
+    directory: str | os.PathLike[str], sample_ids: Sequence[str] | np.ndarray, *, what: str = "corpus"
+) -> Embeddings:
+    """The embeddings of ``sample_ids`` only, in that order: ``vectors`` [len(sample_ids), dim].
+
+    For large folders: the result is filled shard by shard, so memory is the result plus one
+    shard (``read_embeddings`` holds every shard and then their concatenation). Vectors keep the
+    stored dtype (float16 shards stay float16: half the memory, no loss). The same checks as
+    ``read_embeddings`` apply: one encoder and dim per folder, unique ids, finite unit vectors;
+    an id that is not in the folder is refused, naming it.
+    """
+    where = str(directory)
+    if not Path(directory).is_dir():
+        raise TableError(f"{where}: embeddings folder does not exist")
+    shards = embedding_shards(directory)
+    if not shards:
+        raise TableError(f"{where}: no embedding shards ({EMBEDDING_SHARD_GLOB}) in this folder")
+    wanted = np.asarray(sample_ids, dtype=object)
+    position = {sid: k for k, sid in enumerate(wanted.tolist())}
+    if len(position) != wanted.size:
+        raise TableError(f"{where}: the same sample_id was asked for twice")
+    first_meta: dict[str, Any] | None = None
+    vectors: np.ndarray | None = None
+    filled = np.zeros(wanted.size, dtype=bool)
+    seen_ids: list[np.ndarray] = []
+    for shard in shards:
+        meta = read_metadata(shard)
+        if meta["format"] != "embeddings":
+            raise TableError(f"{shard}: is a {meta['format']} table, expected embeddings")
+        if first_meta is None:
+            first_meta = meta
+        elif meta.get("encoder") != first_meta.get("encoder") or meta.get("dim") != first_meta.get("dim"):
+            raise TableError(
+                f"{shard}: encoder or dim differs from {shards[0].name}; one folder holds one encoder's embeddings"
+            )
+        parquet = pq.ParquetFile(shard)
+        names = parquet.schema_arrow.names
+        if "sample_id" not in names or "embedding" not in names:
+            raise TableError(f"{shard}: embeddings need columns 'sample_id' and 'embedding'")
+        typ = parquet.schema_arrow.field("embedding").type
+        if not pa.types.is_fixed_size_list(typ):
+            raise TableError(f"{shard}: column 'embedding' must be fixed_size_list, got {typ}")
+        dim = typ.list_size
+        if first_meta.get("dim") is not None and dim != first_meta["dim"]:
+            raise TableError(f"{shard}: embedding dim {dim} but metadata says {first_meta['dim']}")
+        if vectors is None:
+            dtype = np.float16 if pa.types.is_float16(typ.value_type) else np.float32
+            vectors = np.empty((wanted.size, dim), dtype=dtype)
+        elif dim != vectors.shape[1]:
+            raise TableError(f"{shard}: embedding dim {dim} differs from {vectors.shape[1]}")
+        # batch by batch: memory stays at the result plus one batch
+        for batch in parquet.iter_batches(batch_size=8192, columns=["sample_id", "embedding"]):
+            ids = np.asarray(batch.column(0).to_numpy(zero_copy_only=False), dtype=object)
+            seen_ids.append(ids)
+            rows = np.fromiter((position.get(s, -1) for s in ids.tolist()), dtype=np.int64, count=ids.size)
+            hit = np.flatnonzero(rows >= 0)
+            flat = batch.column(1).flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
+            vectors[rows[hit]] = flat[hit]
+            filled[rows[hit]] = True
+    assert first_meta is not None and vectors is not None
+    _check_unique(np.concatenate(seen_ids), where)
+    if not filled.all():
+        missing = wanted[~filled].tolist()
+        raise TableError(
+            f"{where}: embeddings do not cover the {what}: {len(missing)} sample(s) missing, "
+            f"e.g. {missing[:3]} (run 'curate embed' on it)"
+        )
+    tol = 1e-2 if vectors.dtype == np.float16 or first_meta.get("dtype") == "float16" else 1e-3
+    step = 1 << 16
+    for s in range(0, wanted.size, step):
+        block = vectors[s : s + step].astype(np.float32)
+        if not np.isfinite(block).all():
+            raise TableError(f"{where}: embeddings contain NaN or inf")
+        norms = np.linalg.norm(block, axis=1)
+        if np.abs(norms - 1).max(initial=0) > tol:
+            row = int(np.argmax(np.abs(norms - 1)))
+            raise TableError(
+                f"{where}: embedding of {wanted[s + row]!r} has norm {norms[row]:.4f}; expected L2-normalised"
+            )
+    return Embeddings(wanted, vectors, first_meta, where)

@@ -61,14 +61,24 @@ def redundancy_groups(
     similarity_threshold: float = SIMILARITY_THRESHOLD,
     max_score_gap: float = MAX_SCORE_GAP,
     device: str = "auto",
+    exact_values: bool = False,
 ) -> RedundancyGroups:
-    """Group samples that are redundant in features and label (sparse graph + components)."""
+    """Group samples that are redundant in features and label (sparse graph + components).
+
+    ``vectors`` [n, dim] L2-normalised; ``scores`` [n] on 0-10. Membership of every pair is exact;
+    ``exact_values`` also recomputes each pair's similarity in float64 (slow for millions of pairs).
+    """
     ids = np.asarray(sample_ids, dtype=object)
     scores = np.asarray(scores, dtype=np.float64)
     if not np.isfinite(scores).all():
         raise ValueError("DRCDown needs a finite score for every sample")
     pairs = threshold_pairs(
-        vectors, similarity_threshold, labels=scores, max_label_gap=max_score_gap, device=device
+        vectors,
+        similarity_threshold,
+        labels=scores,
+        max_label_gap=max_score_gap,
+        exact_values=exact_values,
+        device=device,
     )
     n = len(ids)
     labels = components(pairs)
@@ -81,7 +91,7 @@ def redundancy_groups(
         sid = ids[in_group].astype(str)
         order = np.lexsort((sid, comp))
         first_of_comp: dict[int, str] = {}
-        for c, s in zip(comp[order], sid[order]):
+        for c, s in zip(comp[order], sid[order], strict=True):
             first_of_comp.setdefault(int(c), s)
         ranked = sorted(first_of_comp, key=lambda c: first_of_comp[c])
         number = {c: k for k, c in enumerate(ranked)}
@@ -160,7 +170,7 @@ def select_in_groups(
     sorted_gid = gid[order]
     starts = np.flatnonzero(np.r_[True, sorted_gid[1:] != sorted_gid[:-1]])
     ends = np.r_[starts[1:], sorted_gid.size]
-    for s, e in zip(starts, ends):
+    for s, e in zip(starts, ends, strict=True):
         quota = keep_count(int(e - s), group_cap, keep_fraction)
         kept[big[order[s + quota : e]]] = False
     return kept

@@ -24,7 +24,12 @@ PRESETS: dict[str, tuple[int, ...]] = {
 }
 
 # Names users reach for that mean the same preset (the release mixed "koniq" and "koniq-10k").
-ALIASES: dict[str, str] = {"koniq-10k": "koniq", "koniq10k": "koniq", "kadid10k": "kadid", "kadid-10k": "kadid"}
+ALIASES: dict[str, str] = {
+    "koniq-10k": "koniq",
+    "koniq10k": "koniq",
+    "kadid10k": "kadid",
+    "kadid-10k": "kadid",
+}
 
 
 def parse_types(spec: str | None, *, option: str = "--types") -> tuple[int, ...]:
