@@ -113,10 +113,15 @@ class _Pool:
 
 
 def decisions_path_for(manifest_path: str | os.PathLike[str]) -> Path:
-    """The decisions table written beside a manifest: ``decisions.parquet`` (or ``<stem>.decisions.parquet``)."""
+    """The decisions table written beside a manifest.
+
+    ``manifest.parquet`` -> ``decisions.parquet``, ``manifest_X.parquet`` -> ``decisions_X.parquet``
+    (so a glob for ``manifest*.parquet`` finds manifests only), any other name ``N.parquet`` ->
+    ``N.decisions.parquet``.
+    """
     path = Path(manifest_path)
-    if path.name == "manifest.parquet":
-        return path.with_name("decisions.parquet")
+    if path.name.startswith("manifest") and path.suffix == ".parquet":
+        return path.with_name("decisions" + path.name[len("manifest"):])
     return path.with_name(f"{path.stem}.decisions.parquet")
 
 

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from curate import __version__
-from curate.data import ManifestDataset, RootOverride
+from curate.data import ManifestDataset, RootOverride, read_samples
 from curate.errors import CurateError, ImageError
 from curate.fsio import atomic_path, atomic_write_text, command_line, fingerprint
 from curate.progress import Progress
@@ -549,7 +549,7 @@ def train(
     if not len(images):
         raise CurateError(f"{manifest_path}: the manifest has no rows")
     inputs: dict[str, Any] = {"manifest": fingerprint(manifest_path)}
-    eval_images = {name: ManifestDataset(path, root=None) for name, path in eval_sets.items()}
+    eval_images = {name: _eval_dataset(path) for name, path in eval_sets.items()}
     for name, path in eval_sets.items():
         inputs[f"eval:{name}"] = fingerprint(path)
     device = pick_device(config.device)
@@ -596,6 +596,14 @@ def train(
     }
     runner = Runner(config, out, train_source, eval_sources, model, _json_safe(identity), quiet)
     return runner.run()
+
+
+def _eval_dataset(path: str | os.PathLike[str]) -> ManifestDataset:
+    """An evaluation set: its scored rows. Unscored pristine references of a synthetic corpus are
+    not test samples and are left out; any other unscored row is an error (ManifestDataset)."""
+    frame, _ = read_samples(path)
+    pristine = frame["is_reference"].fillna(False).astype(bool) & frame["score"].isna()
+    return ManifestDataset(frame.loc[~pristine].reset_index(drop=True), root=None)
 
 
 def summary_table(summary: Mapping[str, Any]) -> str:
