@@ -327,6 +327,21 @@ def read_corpus(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, dict[str, A
     return read_frame(path, "corpus")
 
 
+def corpus_root(meta: Mapping[str, Any], where: str | os.PathLike[str]) -> Path:
+    """The absolute folder a corpus's ``path`` column is relative to (metadata ``root``).
+
+    ``where`` is the corpus file; a relative ``root`` (only a hand-written corpus has one) is taken
+    relative to that file's folder, so it means the same from any working directory.
+    """
+    value = meta.get("root")
+    if not isinstance(value, str) or not value:
+        raise TableError(f"{where}: corpus metadata has no 'root' (the folder its paths are relative to)")
+    root = Path(value).expanduser()
+    if not root.is_absolute():
+        root = (Path(where).resolve().parent / root).resolve()
+    return root
+
+
 def read_manifest(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, dict[str, Any]]:
     return read_frame(path, "manifest")
 
