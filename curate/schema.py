@@ -113,6 +113,24 @@ def embeddings_schema(dim: int, dtype: str = "float32") -> pa.Schema:
     )
 
 
+def embeddings_table(
+    sample_ids: Sequence[str] | np.ndarray, vectors: np.ndarray, dtype: str = "float32"
+) -> pa.Table:
+    """One embeddings shard as an Arrow table, rows in the order given.
+
+    ``sample_ids`` [n]; ``vectors`` [n, dim] (L2-normalised), stored as ``dtype`` (``float32`` or
+    ``float16``). Write it with :func:`write_parquet` and ``make_metadata("embeddings", ...)``.
+    """
+    ids = np.asarray(sample_ids, dtype=object)
+    matrix = np.asarray(vectors)
+    if matrix.ndim != 2 or matrix.shape[0] != ids.size:
+        raise ValueError(f"expected vectors of shape [{ids.size}, dim], got {matrix.shape}")
+    dim = int(matrix.shape[1])
+    values = np.ascontiguousarray(matrix, dtype=np.float16 if dtype == "float16" else np.float32).reshape(-1)
+    embedding = pa.FixedSizeListArray.from_arrays(pa.array(values), dim)
+    return pa.Table.from_arrays([pa.array(ids, pa.string()), embedding], schema=embeddings_schema(dim, dtype))
+
+
 # --------------------------------------------------------------------------------------------
 # Metadata
 

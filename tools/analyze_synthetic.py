@@ -24,12 +24,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from curate.analyze import analyze
 from curate.reshape.pipeline import reshape
 from curate.reshape.presets import parse_types
-from curate.schema import embeddings_schema, make_metadata, write_parquet, write_table
+from curate.schema import embeddings_table, make_metadata, write_parquet, write_table
 
 ENCODER = {"name": "synthetic", "pretrained": "none"}
 
@@ -93,13 +92,8 @@ def _embed(world: World, df: pd.DataFrame, ref_vectors: dict[str, np.ndarray]) -
 
 def _write_embeddings(folder: Path, ids: np.ndarray, vectors: np.ndarray, shard_rows: int = 100_000) -> None:
     dim = vectors.shape[1]
-    schema = embeddings_schema(dim)
     for k, s in enumerate(range(0, len(ids), shard_rows)):
-        flat = pa.array(vectors[s : s + shard_rows].ravel(), pa.float32())
-        table = pa.Table.from_arrays(
-            [pa.array(ids[s : s + shard_rows], pa.string()), pa.FixedSizeListArray.from_arrays(flat, dim)],
-            schema=schema,
-        )
+        table = embeddings_table(ids[s : s + shard_rows], vectors[s : s + shard_rows])
         meta = make_metadata("embeddings", encoder=ENCODER, dim=dim, dtype="float32")
         write_parquet(table, folder / f"part-{k:05d}.parquet", meta)
 

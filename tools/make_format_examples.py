@@ -110,11 +110,7 @@ def embeddings_table(corpus: pd.DataFrame, dim: int = 8) -> pa.Table:
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((len(corpus), dim)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    ids = sorted(corpus["sample_id"])
-    flat = pa.array(vectors.reshape(-1), type=pa.float32())
-    return pa.Table.from_arrays(
-        [pa.array(ids, pa.string()), pa.FixedSizeListArray.from_arrays(flat, dim)], schema=schema.embeddings_schema(dim)
-    )
+    return schema.embeddings_table(sorted(corpus["sample_id"]), vectors)
 
 
 ENCODER = {
