@@ -22,7 +22,7 @@ import pandas as pd
 
 from curate.errors import CurateError, ImageError, TableError
 from curate.images import load_rgb
-from curate.schema import read_frame
+from curate.schema import corpus_root, read_frame
 
 RootOverride = str | os.PathLike[str] | Mapping[str, str | os.PathLike[str]] | None
 
@@ -37,10 +37,7 @@ def recorded_roots(meta: Mapping[str, Any], fmt: str, where: str) -> dict[str, s
         if not isinstance(roots, Mapping):
             raise TableError(f"{where}: manifest metadata has no 'roots' mapping")
         return {str(k): str(v) for k, v in roots.items()}
-    root = meta.get("root")
-    if not isinstance(root, str):
-        raise TableError(f"{where}: corpus metadata has no 'root'")
-    return {"*": root}
+    return {"*": str(corpus_root(meta, where))}
 
 
 def resolve_roots(

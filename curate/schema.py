@@ -113,6 +113,24 @@ def embeddings_schema(dim: int, dtype: str = "float32") -> pa.Schema:
     )
 
 
+def embeddings_table(
+    sample_ids: Sequence[str] | np.ndarray, vectors: np.ndarray, dtype: str = "float32"
+) -> pa.Table:
+    """One embeddings shard as an Arrow table, rows in the order given.
+
+    ``sample_ids`` [n]; ``vectors`` [n, dim] (L2-normalised), stored as ``dtype`` (``float32`` or
+    ``float16``). Write it with :func:`write_parquet` and ``make_metadata("embeddings", ...)``.
+    """
+    ids = np.asarray(sample_ids, dtype=object)
+    matrix = np.asarray(vectors)
+    if matrix.ndim != 2 or matrix.shape[0] != ids.size:
+        raise ValueError(f"expected vectors of shape [{ids.size}, dim], got {matrix.shape}")
+    dim = int(matrix.shape[1])
+    values = np.ascontiguousarray(matrix, dtype=np.float16 if dtype == "float16" else np.float32).reshape(-1)
+    embedding = pa.FixedSizeListArray.from_arrays(pa.array(values), dim)
+    return pa.Table.from_arrays([pa.array(ids, pa.string()), embedding], schema=embeddings_schema(dim, dtype))
+
+
 # --------------------------------------------------------------------------------------------
 # Metadata
 
@@ -325,6 +343,21 @@ def read_frame(path: str | os.PathLike[str], fmt: str | Sequence[str]) -> tuple[
 
 def read_corpus(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, dict[str, Any]]:
     return read_frame(path, "corpus")
+
+
+def corpus_root(meta: Mapping[str, Any], where: str | os.PathLike[str]) -> Path:
+    """The absolute folder a corpus's ``path`` column is relative to (metadata ``root``).
+
+    ``where`` is the corpus file; a relative ``root`` (only a hand-written corpus has one) is taken
+    relative to that file's folder, so it means the same from any working directory.
+    """
+    value = meta.get("root")
+    if not isinstance(value, str) or not value:
+        raise TableError(f"{where}: corpus metadata has no 'root' (the folder its paths are relative to)")
+    root = Path(value).expanduser()
+    if not root.is_absolute():
+        root = (Path(where).resolve().parent / root).resolve()
+    return root
 
 
 def read_manifest(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, dict[str, Any]]:

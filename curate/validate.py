@@ -159,10 +159,8 @@ def _counts(values: pd.Series) -> str:
 
 def _roots(meta: dict[str, Any], fmt: str, frame: pd.DataFrame, where: Path) -> dict[str, Path]:
     if fmt == "corpus":
-        root = meta.get("root")
-        if not root:
-            raise CurateError(f"{where}: corpus metadata has no 'root'; cannot find the images")
-        return {s: Path(root) for s in frame["source"].unique()}
+        root = schema.corpus_root(meta, where)
+        return {s: root for s in frame["source"].unique()}
     return {s: Path(meta["roots"][s]) for s in frame["source"].unique()}
 
 

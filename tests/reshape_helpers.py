@@ -7,9 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
-from curate.schema import embeddings_schema, make_metadata, write_parquet, write_table
+from curate.schema import embeddings_table, make_metadata, write_parquet, write_table
 
 ENCODER = {"name": "test-encoder", "weights": {"tag": "none"}}
 
@@ -28,12 +27,7 @@ def write_embeddings(
     bounds = np.linspace(0, len(ids), shards + 1).astype(int)
     for s in range(shards):
         part = slice(bounds[s], bounds[s + 1])
-        flat = pa.array(np.asarray(vectors[part], dtype=np.float32).ravel())
-        table = pa.Table.from_arrays(
-            [pa.array(ids[part], pa.string()), pa.FixedSizeListArray.from_arrays(flat, dim)],
-            schema=embeddings_schema(dim),
-        )
-        write_parquet(table, folder / f"part-{s:05d}.parquet", meta)
+        write_parquet(embeddings_table(ids[part], vectors[part]), folder / f"part-{s:05d}.parquet", meta)
     return folder
 
 

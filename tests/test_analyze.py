@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
@@ -16,7 +15,7 @@ from curate.analyze import analyze
 from curate.analyze.density import gini, subsample
 from curate.cli import cli
 from curate.errors import CurateError
-from curate.schema import embeddings_schema, make_metadata, write_parquet, write_table
+from curate.schema import embeddings_table, make_metadata, write_parquet, write_table
 
 DIM = 32
 TYPES = (1, 2, 3, 9, 10)
@@ -58,11 +57,7 @@ EXPECTED_GROUPS = sorted([25, 7, 6, 6, 6, 5, 5, 5, 5, 5, 25])
 def _write_embeddings(
     folder: Path, ids: list[str], vectors: np.ndarray, encoder: str = "test-encoder"
 ) -> None:
-    flat = pa.array(np.asarray(vectors, np.float32).ravel(), pa.float32())
-    table = pa.Table.from_arrays(
-        [pa.array(ids, pa.string()), pa.FixedSizeListArray.from_arrays(flat, DIM)],
-        schema=embeddings_schema(DIM),
-    )
+    table = embeddings_table(ids, vectors)
     meta = make_metadata("embeddings", encoder={"name": encoder}, dim=DIM, dtype="float32")
     write_parquet(table, folder / "part-00000.parquet", meta)
 

@@ -254,9 +254,8 @@ def test_missing_label_neighbour_version_refused(tmp_path):
 
 
 def test_embedding_rows_read_in_the_asked_order_keeping_float16(tmp_path):
-    import pyarrow as pa
 
-    from curate.schema import embeddings_schema, make_metadata, read_embedding_rows, write_parquet
+    from curate.schema import embeddings_table, make_metadata, read_embedding_rows, write_parquet
 
     rng = np.random.default_rng(0)
     vectors = unit(rng.normal(size=(6, 8))).astype(np.float16)
@@ -265,14 +264,7 @@ def test_embedding_rows_read_in_the_asked_order_keeping_float16(tmp_path):
     folder.mkdir()
     meta = make_metadata("embeddings", encoder={"name": "e"}, dim=8, dtype="float16")
     for shard, part in enumerate((slice(0, 4), slice(4, 6))):
-        table = pa.Table.from_arrays(
-            [
-                pa.array(ids[part], pa.string()),
-                pa.FixedSizeListArray.from_arrays(pa.array(vectors[part].ravel(), pa.float16()), 8),
-            ],
-            schema=embeddings_schema(8, "float16"),
-        )
-        write_parquet(table, folder / f"part-{shard:05d}.parquet", meta)
+        write_parquet(embeddings_table(ids[part], vectors[part], "float16"), folder / f"part-{shard:05d}.parquet", meta)
     got = read_embedding_rows(folder, ["s/5", "s/0", "s/3"])
     assert got.vectors.dtype == np.float16
     np.testing.assert_array_equal(got.vectors, vectors[[5, 0, 3]])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pyarrow as pa
 import pytest
 import torch
 from click.testing import CliRunner
@@ -16,7 +15,7 @@ import curate.reshape.downsample as downsample
 from curate.cli import cli
 from curate.data import ManifestDataset
 from curate.errors import CurateError, ImageError
-from curate.schema import embeddings_schema, make_metadata, write_parquet
+from curate.schema import embeddings_table, make_metadata, write_parquet
 from curate.train import train
 
 TINY = {"crop": 32, "test_crops": 2, "batch_size": 4, "workers": 0, "model_factory": tiny_image_model}
@@ -109,10 +108,7 @@ def write_embeddings(folder, ids, scores, dim=16, seed=0):
     vec = rng.normal(0, 0.3, size=(len(ids), dim))
     vec[:, 0] = np.asarray(scores) - 5.0
     vec /= np.linalg.norm(vec, axis=1, keepdims=True)
-    table = pa.table(
-        {"sample_id": pa.array(ids), "embedding": pa.FixedSizeListArray.from_arrays(pa.array(vec.ravel(), pa.float32()), dim)},
-        schema=embeddings_schema(dim),
-    )
+    table = embeddings_table(ids, vec)
     meta = make_metadata("embeddings", encoder={"name": "test-encoder"}, dim=dim, dtype="float32")
     write_parquet(table, folder / "part-00000.parquet", meta)
 

@@ -5,9 +5,9 @@ The embeddings follow the pattern the method targets: every sample mixes its ref
 direction with its distortion type's direction, weighted by level, so mild levels cluster by
 reference and strong levels by distortion type. Scores fall with level. Nothing is downloaded.
 
-The manifest is a simple stand-in for ``curate reshape`` (DRCDown from ``curate.reshape`` on the
-originals; every eligible pool candidate's levels 1, 3, 5 with the nearest reference's label), good
-enough to exercise the before/after parts of the report.
+The manifest (and its decisions table) come from ``curate.reshape.pipeline.reshape`` on the corpus
+and a pool of candidate references with their distorted versions at levels 1, 3, 5, so the
+before/after parts of the report see what ``curate reshape`` writes.
 
     PYTHONPATH=. python tools/analyze_synthetic.py -o /tmp/synth --refs 40 --types 1,3,10,17,18,25
     PYTHONPATH=. python tools/analyze_synthetic.py -o /tmp/big --refs 800 --types all --no-manifest
@@ -24,14 +24,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from curate.analyze import analyze
-from curate.analyze.content import content_distribution
-from curate.reshape.downsample import drc_down
-from curate.reshape.neighbours import knn
+from curate.reshape.pipeline import reshape
 from curate.reshape.presets import parse_types
-from curate.schema import embeddings_schema, make_metadata, write_parquet, write_table
+from curate.schema import embeddings_table, make_metadata, write_parquet, write_table
 
 ENCODER = {"name": "synthetic", "pretrained": "none"}
 
@@ -95,13 +92,8 @@ def _embed(world: World, df: pd.DataFrame, ref_vectors: dict[str, np.ndarray]) -
 
 def _write_embeddings(folder: Path, ids: np.ndarray, vectors: np.ndarray, shard_rows: int = 100_000) -> None:
     dim = vectors.shape[1]
-    schema = embeddings_schema(dim)
     for k, s in enumerate(range(0, len(ids), shard_rows)):
-        flat = pa.array(vectors[s : s + shard_rows].ravel(), pa.float32())
-        table = pa.Table.from_arrays(
-            [pa.array(ids[s : s + shard_rows], pa.string()), pa.FixedSizeListArray.from_arrays(flat, dim)],
-            schema=schema,
-        )
+        table = embeddings_table(ids[s : s + shard_rows], vectors[s : s + shard_rows])
         meta = make_metadata("embeddings", encoder=ENCODER, dim=dim, dtype="float32")
         write_parquet(table, folder / f"part-{k:05d}.parquet", meta)
 
@@ -143,38 +135,17 @@ def build(
     if not manifest:
         return paths
 
-    # manifest stand-in: DRCDown on the originals + every eligible candidate's distorted versions
-    originals = corpus[d].reset_index(drop=True)
-    kept = drc_down(
-        originals["sample_id"].to_numpy(object), vectors[d], originals["score"].to_numpy(float), seed=seed
+    # the manifest from the library's reshape (DRCDown on the originals + DDCUp from the pool)
+    reshape(
+        paths["corpus"],
+        paths["embeddings"],
+        out / "manifest.parquet",
+        pool=paths["pool"],
+        pool_embeddings=paths["pool_embeddings"],
+        types=",".join(str(t) for t in types),
+        seed=seed,
+        device="cpu",
     )
-    rows = originals[kept.kept].copy()
-    rows["origin"], rows["label_kind"], rows["weight"] = "original", "human", 1.0
-    rows["group_id"], rows["group_size"] = kept.group_id[kept.kept], kept.group_size[kept.kept]
-    rows["pseudo_refs"], rows["pseudo_weights"] = None, None
-    is_ref = corpus["is_reference"].to_numpy(bool)
-    ref_ids = corpus.loc[is_ref, "ref_id"].to_numpy(object)
-    content = content_distribution(
-        ref_ids, vectors[is_ref], candidate_ids=np.array(pnames, object), candidate_vectors=pool_refs
-    )
-    chosen = [p for p, ok in zip(pnames, content.pool.eligible, strict=True) if ok]
-    nearest, _ = knn(pool_refs[content.pool.eligible], vectors[is_ref], 1)
-    near_ref = dict(zip(chosen, ref_ids[nearest[:, 0]], strict=True))
-    score_of = corpus[d].set_index(["ref_id", "distortion", "level"])["score"]
-    up = pool[~pool["is_reference"].to_numpy(bool) & pool["ref_id"].isin(chosen)].copy()
-    up["score"] = [
-        float(score_of[(near_ref[r], t, lv)])
-        for r, t, lv in zip(up["ref_id"], up["distortion"], up["level"], strict=True)
-    ]
-    up["origin"], up["label_kind"], up["weight"] = "upsampled", "pseudo", 1.0
-    up["group_id"], up["group_size"] = -1, 1
-    up["pseudo_refs"] = [[near_ref[r]] for r in up["ref_id"]]
-    up["pseudo_weights"] = [[1.0]] * len(up)
-    man = pd.concat([rows, up], ignore_index=True)
-    meta = make_metadata(
-        "manifest", roots={"synthetic": "images", "synthetic-pool": "pool-images"}, seed=seed
-    )
-    write_table(man, out / "manifest.parquet", "manifest", meta)
     paths["manifest"] = out / "manifest.parquet"
     return paths
 

@@ -253,7 +253,7 @@ def main() -> None:
         corpus_all = make_png_corpus(work / "corpus", largest, args.width, args.height, unique=256)
         corpora = {}
         for label, count in (("tiny", args.tiny_images), ("ViT-B-32", args.images)):
-            corpora[label] = _subset(corpus_all, work / f"corpus-{label}", count)
+            corpora[label] = subset(corpus_all, work / f"corpus-{label}", count)
         print(f"# {os.cpu_count()} CPU cores; PNGs {args.width}x{args.height}; batch {args.batch_size}; "
               "figures are images/s (a shared machine: expect noise)")
         specs = [("tiny (embed 32, width 64, 2 layers, patch 32)", tiny, corpora["tiny"], 3)]
@@ -277,7 +277,7 @@ def main() -> None:
         args.json.write_text(json.dumps(rows, indent=2, default=str))
 
 
-def _subset(corpus: Path, root: Path, count: int) -> Path:
+def subset(corpus: Path, root: Path, count: int) -> Path:
     """A corpus of the first ``count`` samples of ``corpus``, pointing at the same files."""
     from curate.schema import make_metadata, read_corpus, write_table
 

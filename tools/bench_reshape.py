@@ -72,9 +72,8 @@ def kadid_like(n_refs: int, *, dim: int = DIM, seed: int = 0, chunk_refs: int = 
 def write_training(folder: Path, n: int, dtype: str, seed: int = 0) -> dict:
     """corpus.parquet + emb/ (shards) + vectors.npy / scores.npy / refs.npy for the in-memory runs."""
     import pandas as pd
-    import pyarrow as pa
 
-    from curate.schema import embeddings_schema, make_metadata, write_parquet, write_table
+    from curate.schema import embeddings_table, make_metadata, write_parquet, write_table
 
     n_refs = max(2, n // (TYPES * LEVELS))
     folder.mkdir(parents=True, exist_ok=True)
@@ -94,12 +93,7 @@ def write_training(folder: Path, n: int, dtype: str, seed: int = 0) -> dict:
         nonlocal shard, buf_ids, buf_vec
         if not buf_ids:
             return
-        flat = np.concatenate(buf_vec).astype(np_dtype).ravel()
-        value = pa.float16() if dtype == "float16" else pa.float32()
-        table = pa.Table.from_arrays(
-            [pa.array(buf_ids, pa.string()), pa.FixedSizeListArray.from_arrays(pa.array(flat, value), DIM)],
-            schema=embeddings_schema(DIM, dtype),
-        )
+        table = embeddings_table(buf_ids, np.concatenate(buf_vec).astype(np_dtype), dtype)
         write_parquet(table, folder / "emb" / f"part-{shard:05d}.parquet", emb_meta)
         shard += 1
         buf_ids, buf_vec = [], []
@@ -142,9 +136,8 @@ def write_pool(
 ):
     """A pool corpus of m candidate references + their distorted versions, embeddings of the refs."""
     import pandas as pd
-    import pyarrow as pa
 
-    from curate.schema import embeddings_schema, make_metadata, write_parquet, write_table
+    from curate.schema import embeddings_table, make_metadata, write_parquet, write_table
 
     rng = np.random.default_rng(seed)
     refs = np.load(training / "refs.npy")
@@ -176,14 +169,7 @@ def write_pool(
     frame["split"] = None
     write_table(frame, folder / "pool.parquet", "corpus", make_metadata("corpus", root=str(folder)))
     (folder / "emb").mkdir(exist_ok=True)
-    value = pa.float16() if dtype == "float16" else pa.float32()
-    table = pa.Table.from_arrays(
-        [
-            pa.array([f"pool/C{c:06d}" for c in range(m)], pa.string()),
-            pa.FixedSizeListArray.from_arrays(pa.array(vec.ravel(), value), DIM),
-        ],
-        schema=embeddings_schema(DIM, dtype),
-    )
+    table = embeddings_table([f"pool/C{c:06d}" for c in range(m)], vec, dtype)
     meta = make_metadata("embeddings", encoder={"name": "synthetic-kadid"}, dim=DIM, dtype=dtype)
     write_parquet(table, folder / "emb" / "part-00000.parquet", meta)
     return {"candidates": m, "pool_rows": len(frame)}

@@ -36,7 +36,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from bench_embed import bare_forward, make_png_corpus, pipeline, predecode  # noqa: E402
+from bench_embed import bare_forward, make_png_corpus, pipeline, predecode, subset  # noqa: E402
 
 FULL = {
     "device": "cuda",
@@ -111,16 +111,6 @@ def decode_only(corpus: Path, preprocessing: Any, *, batch_size: int, workers: i
     started = time.perf_counter()
     count = sum(len(batch) for batch in loader)
     return count / (time.perf_counter() - started)
-
-
-def subset(corpus: Path, root: Path, count: int) -> Path:
-    from curate.schema import make_metadata, read_corpus, write_table
-
-    frame, meta = read_corpus(corpus)
-    root.mkdir(parents=True, exist_ok=True)
-    path = root / "corpus.parquet"
-    write_table(frame.sort_values("sample_id").head(count), path, "corpus", make_metadata("corpus", root=meta["root"]))
-    return path
 
 
 def run(out_dir: Path, cfg: dict[str, Any]) -> Report:

@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from curate import schema  # noqa: E402
 from curate.fsio import atomic_write_text, set_command_line  # noqa: E402
+from curate.reshape.pipeline import ReshapeParams  # noqa: E402
 
 EXAMPLE_ROOT = "/data/iqa/kadid10k"
 SHA = "0" * 64  # stands in for real input fingerprints in the examples
@@ -79,16 +80,22 @@ def manifest_frame(corpus: pd.DataFrame) -> pd.DataFrame:
 
 
 def decisions_frame(corpus: pd.DataFrame) -> pd.DataFrame:
+    """Decisions as ``curate reshape`` writes them: distorted originals, pool candidates, DDCUp rows."""
     rows = []
-    for sid, ref in zip(corpus["sample_id"], corpus["ref_id"], strict=True):
+    for sid, ref, is_ref in zip(corpus["sample_id"], corpus["ref_id"], corpus["is_reference"], strict=True):
+        if is_ref:  # references are not training samples: reshape records no decision for them
+            continue
         if sid.endswith(("I01_01_01", "I02_01_01")):
             kept = sid.endswith("I01_01_01")
-            rows.append((sid, ref, "original", "drc_down", kept, "drc_group_kept" if kept else "drc_group_subsampled",
+            rows.append((sid, ref, "original", "drc", kept, "drc_group_kept" if kept else "drc_group_subsampled",
                          0, 2, None))
         else:
-            rows.append((sid, ref, "original", "drc_down", True, "not_in_group", -1, 1, None))
-    rows.append(("pool/dog", "pool/dog", "upsampled", "ddc_up", False, "ddc_not_novel", -1, 1,
-                 "min distance 0.21 <= r 0.278"))
+            rows.append((sid, ref, "original", "drc", True, "drc_not_redundant", -1, 1, None))
+    rows.append(("pool/cat", "pool/cat", "upsampled", "ddc_select", True, "ddc_kept", -1, 1,
+                 "nearest=0.310000;farthest=0.720000"))
+    rows.append(("pool/cat_01_03", "pool/cat", "upsampled", "ddc_add", True, "ddc_added", -1, 1, None))
+    rows.append(("pool/dog", "pool/dog", "upsampled", "ddc_select", False, "ddc_not_novel", -1, 1,
+                 "nearest=0.210000;farthest=0.650000"))
     return pd.DataFrame(rows, columns=[f.name for f in schema.DECISION_FIELDS])
 
 
@@ -103,29 +110,37 @@ def embeddings_table(corpus: pd.DataFrame, dim: int = 8) -> pa.Table:
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((len(corpus), dim)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    ids = sorted(corpus["sample_id"])
-    flat = pa.array(vectors.reshape(-1), type=pa.float32())
-    return pa.Table.from_arrays(
-        [pa.array(ids, pa.string()), pa.FixedSizeListArray.from_arrays(flat, dim)], schema=schema.embeddings_schema(dim)
-    )
+    return schema.embeddings_table(sorted(corpus["sample_id"]), vectors)
 
 
-def embeddings_meta(dim: int) -> dict[str, Any]:
-    return schema.make_metadata(
+ENCODER = {
+    "name": "clip",
+    "model": "ViT-B-32",
+    "weights": {"tag": "openai", "file": "open_clip_pytorch_model.bin", "sha256": SHA},
+    "preprocessing": {"size": 224, "crop": "center", "interpolation": "bicubic",
+                      "mean": [0.4815, 0.4578, 0.4082], "std": [0.2686, 0.2613, 0.2758]},
+}
+
+
+def embeddings_meta(dim: int, ids: list[str] | None = None) -> dict[str, Any]:
+    """Shard metadata as ``curate embed`` writes it (``ids``: the shard's sorted sample ids)."""
+    meta = schema.make_metadata(
         "embeddings",
-        params={"batch_size": 64},
-        inputs={"corpus.parquet": {"kind": "file", "size": 5120, "sha256": SHA}},
-        encoder={
-            "name": "clip",
-            "model": "ViT-B-32",
-            "weights": {"tag": "openai", "file": "open_clip_pytorch_model.bin", "sha256": SHA},
-            "preprocessing": {"size": 224, "crop": "center", "interpolation": "bicubic",
-                              "mean": [0.4815, 0.4578, 0.4082], "std": [0.2686, 0.2613, 0.2758]},
-        },
+        params={"encoder": "clip", "model": "ViT-B-32", "pretrained": "openai", "batch_size": 64, "workers": 0,
+                "engine": "local", "precision": "fp32", "max_pixels": 16_000_000},
+        inputs={"corpus": {"kind": "file", "size": 5120, "sha256": SHA}},
+        encoder=ENCODER,
         dim=dim,
         dtype="float32",
-        device="cpu",
+        corpus={"samples": 8, "sha256": SHA},
+        shard_size=10_000,
+        notes=[],
+        device={"type": "cpu", "precision": "fp32"},
     )
+    if ids:
+        meta["shard"] = {"index": 0, "count": len(ids), "first": ids[0], "last": ids[-1], "ids_sha256": SHA,
+                         "rejects": []}
+    return meta
 
 
 # --------------------------------------------------------------------------------------------
@@ -256,24 +271,31 @@ def build(out: Path) -> dict[str, Path]:
     corpus = corpus_frame()
     set_command_line(["ingest", "kadid10k", EXAMPLE_ROOT, "-o", "corpus.parquet"])
     paths["corpus"] = schema.write_table(corpus, examples / "corpus.parquet", "corpus", corpus_meta(corpus))
-    set_command_line(["reshape", "--corpus", "corpus.parquet", "--embeddings", "embeddings", "-o", "manifest.parquet"])
-    manifest_meta = schema.make_metadata(
-        "manifest", params={"types": "all", "target_size": None}, seed=0,
-        inputs={"corpus.parquet": {"kind": "file", "size": 5120, "sha256": SHA}},
-        roots={"kadid10k": EXAMPLE_ROOT, "pool": "/data/iqa/pool"},
-    )
+    set_command_line(["reshape", "--corpus", "corpus.parquet", "--embeddings", "embeddings", "--pool", "pool.parquet",
+                      "--pool-embeddings", "pool-embeddings", "--types", "1,10", "-o", "manifest.parquet"])
+    reshape_meta = {
+        "params": ReshapeParams(types=(1, 10), levels=(1, 3, 5)).as_dict(),
+        "seed": 0,
+        "inputs": {name: {"kind": "file", "size": 5120, "sha256": SHA}
+                   for name in ("corpus", "embeddings", "pool", "pool_embeddings")},
+        "roots": {"kadid10k": EXAMPLE_ROOT, "pool": "/data/iqa/pool"},
+        "thresholds": {"r": 0.278, "maxT_all": 0.91},
+        "weighting": "official",
+        "encoder": ENCODER,
+    }
     paths["manifest"] = schema.write_table(manifest_frame(corpus), examples / "manifest.parquet", "manifest",
-                                           manifest_meta)
-    decisions_meta = schema.make_metadata("decisions", params={"types": "all"}, seed=0)
+                                           schema.make_metadata("manifest", **reshape_meta))
     paths["decisions"] = schema.write_table(decisions_frame(corpus), examples / "decisions.parquet", "decisions",
-                                            decisions_meta)
+                                            schema.make_metadata("decisions", **reshape_meta))
     set_command_line(["embed", "corpus.parquet", "-o", "embeddings"])
-    paths["rejects"] = schema.write_table(rejects_frame(), examples / "rejects.parquet", "rejects",
-                                          schema.make_metadata("rejects"))
+    rejects_meta = schema.make_metadata("rejects", inputs={"corpus": {"kind": "file", "size": 5120, "sha256": SHA}},
+                                        encoder=ENCODER, corpus={"samples": 8, "sha256": SHA})
+    paths["rejects"] = schema.write_table(rejects_frame(), examples / "rejects.parquet", "rejects", rejects_meta)
     table = embeddings_table(corpus)
     dim = table.schema.field("embedding").type.list_size
     paths["embeddings"] = examples / "embeddings"
-    schema.write_parquet(table, paths["embeddings"] / "part-00000.parquet", embeddings_meta(dim))
+    ids = table.column("sample_id").to_pylist()
+    schema.write_parquet(table, paths["embeddings"] / "part-00000.parquet", embeddings_meta(dim, ids))
     set_command_line(None)
     for name, value in (("tables.schema.json", tables_schema()), ("metadata.schema.json", metadata_schema())):
         atomic_write_text(out / name, dump_json(value))

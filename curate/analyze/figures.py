@@ -13,34 +13,7 @@ from typing import Any
 
 import numpy as np
 
-# KADID-10k distortion types (METHOD.md), for legends.
-KADID_TYPE_NAMES: dict[int, str] = {
-    1: "Gaussian blur",
-    2: "lens blur",
-    3: "motion blur",
-    4: "colour diffusion",
-    5: "colour shift",
-    6: "colour quantisation",
-    7: "colour saturation 1",
-    8: "colour saturation 2",
-    9: "JPEG2000",
-    10: "JPEG",
-    11: "white noise",
-    12: "white noise in colour",
-    13: "impulse noise",
-    14: "multiplicative noise",
-    15: "denoise",
-    16: "brighten",
-    17: "darken",
-    18: "mean shift",
-    19: "jitter",
-    20: "non-eccentricity patch",
-    21: "pixelate",
-    22: "quantisation",
-    23: "colour block",
-    24: "high sharpen",
-    25: "contrast change",
-}
+from curate.distort.registry import DISTORTIONS
 
 DPI = 100
 NONE_COLOUR = "#b0b0b0"
@@ -72,10 +45,11 @@ def _save(fig: Any, path: Path) -> None:
 
 
 def distortion_label(code: int) -> str:
+    """Legend text for a KADID type number: ``"10 JPEG"``; ``"none"`` for a negative code (references)."""
     if code < 0:
         return "none"
-    name = KADID_TYPE_NAMES.get(code)
-    return f"{code} {name}" if name else f"type {code}"
+    distortion = DISTORTIONS.get(code)
+    return f"{code} {distortion.label}" if distortion else f"type {code}"
 
 
 def category_palette(n: int) -> list[Any]:

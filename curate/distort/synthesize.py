@@ -35,12 +35,12 @@ import pandas as pd
 from PIL import Image
 
 from curate.distort.registry import DISTORTIONS, LEVELS, MAX_PIXELS, distortion_rng
-from curate.errors import CurateError, ImageError, TableError
+from curate.errors import CurateError, ImageError
 from curate.fsio import atomic_path, fingerprint
 from curate.images import load_rgb, reject_reason
 from curate.progress import Progress
 from curate.reshape.presets import ALL_TYPES
-from curate.schema import make_metadata, read_corpus, write_table
+from curate.schema import corpus_root, make_metadata, read_corpus, write_table
 
 SOURCE = "synthesized"
 _OUTPUT_PATTERN = re.compile(r"^(.+)_(\d\d)_(\d\d)$")
@@ -261,12 +261,7 @@ def collect_references(refs: str | os.PathLike[str], *, source: str = SOURCE) ->
 
 def _corpus_references(path: Path, source: str) -> list[Reference]:
     frame, meta = read_corpus(path)
-    root_value = meta.get("root")
-    if not root_value:
-        raise TableError(f"{path}: corpus metadata has no 'root'; cannot resolve image paths")
-    root = Path(root_value)
-    if not root.is_absolute():
-        root = path.parent / root
+    root = corpus_root(meta, path)
     rows = frame[frame["is_reference"].fillna(False).astype(bool)]
     if rows.empty:
         raise CurateError(f"{path}: the corpus has no reference rows (is_reference = true) to distort")

@@ -22,7 +22,7 @@ from curate.embed.writer import REJECTS_NAME, ShardWriter, collect_rejects, writ
 from curate.errors import CurateError
 from curate.fsio import fingerprint
 from curate.images import DEFAULT_MAX_PIXELS
-from curate.schema import EMBEDDING_SHARD_GLOB, make_metadata, read_corpus, read_metadata
+from curate.schema import EMBEDDING_SHARD_GLOB, corpus_root, make_metadata, read_corpus, read_metadata
 
 ENGINES = ("local", "ray")
 DEFAULT_SHARD_SIZE = 10_000
@@ -60,12 +60,7 @@ class EmbedResult:
 def corpus_samples(corpus: str | os.PathLike[str]) -> tuple[list[str], list[str], list[str], dict[str, Any]]:
     """(sample_ids, absolute paths, relative paths, metadata) of a corpus table."""
     frame, meta = read_corpus(corpus)
-    root_value = meta.get("root")
-    if not root_value:
-        raise CurateError(f"{corpus}: corpus metadata has no 'root' (the folder its paths are relative to)")
-    root = Path(str(root_value)).expanduser()
-    if not root.is_absolute():
-        root = Path(corpus).resolve().parent / root
+    root = corpus_root(meta, corpus)
     ids = frame["sample_id"].astype(str).tolist()
     rel = frame["path"].astype(str).tolist()
     return ids, [str(root / p) for p in rel], rel, meta

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from curate.embed.shards import Shard
 from curate.errors import CurateError, TableError
-from curate.schema import embeddings_schema, read_metadata, write_parquet, write_table
+from curate.schema import embeddings_schema, embeddings_table, read_metadata, write_parquet, write_table
 
 REJECTS_NAME = "rejects.parquet"
 REJECT_STAGE = "embed"
@@ -111,9 +111,7 @@ class ShardWriter:
             raise RuntimeError(f"{shard.name}: embedded + rejected samples do not match the shard's samples")
         order = np.argsort(ids.astype(str), kind="stable")
         ids, vectors = ids[order], vectors[order]
-        values = vectors.astype(np.float16 if self.dtype == "float16" else np.float32).reshape(-1)
-        embedding = pa.FixedSizeListArray.from_arrays(pa.array(values), self.dim)
-        table = pa.Table.from_arrays([pa.array(ids.tolist(), pa.string()), embedding], schema=self.schema)
+        table = embeddings_table(ids, vectors, self.dtype)
         meta = dict(self.run_meta)
         meta["shard"] = {**shard.identity(), "rejects": [dict(r) for r in rejected]}
         return write_parquet(table, self.path(shard), meta)

@@ -41,6 +41,7 @@ from curate.reshape.upsample import (
 from curate.schema import (
     CORPUS_FIELDS,
     Embeddings,
+    corpus_root,
     make_metadata,
     read_corpus,
     read_embedding_rows,
@@ -225,12 +226,7 @@ def reshape(
 
 
 def _roots(meta: dict[str, Any], frame: pd.DataFrame, where: str) -> dict[str, str]:
-    root = meta.get("root")
-    if not root:
-        raise CurateError(f"{where}: corpus metadata has no 'root' (the folder its paths are relative to)")
-    path = Path(root)
-    if not path.is_absolute():
-        path = (Path(where).resolve().parent / path).resolve()
+    path = corpus_root(meta, where)
     return {str(source): str(path) for source in sorted(set(frame["source"]))}
 
 
