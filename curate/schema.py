@@ -553,6 +553,32 @@ def embedding_shards(directory: str | os.PathLike[str]) -> list[Path]:
     return sorted(Path(directory).glob(EMBEDDING_SHARD_GLOB))
 
 
+def _check_shard(shard: Path, first_meta: dict[str, Any] | None, first_name: str) -> tuple[dict[str, Any], int]:
+    """Metadata and dim of one embeddings shard, checked against the folder's first shard."""
+    meta = read_metadata(shard)  # a clear error for an unreadable or foreign file comes first
+    schema = pq.read_schema(shard)
+    if meta["format"] != "embeddings":
+        raise TableError(f"{shard}: is a {meta['format']} table, expected embeddings")
+    if first_meta is not None and (
+        meta.get("encoder") != first_meta.get("encoder") or meta.get("dim") != first_meta.get("dim")
+    ):
+        raise TableError(
+            f"{shard}: encoder or dim differs from {first_name} "
+            f"({meta.get('encoder', {}).get('name')}/{meta.get('dim')} vs "
+            f"{first_meta.get('encoder', {}).get('name')}/{first_meta.get('dim')}); "
+            "one folder holds one encoder's embeddings"
+        )
+    if "sample_id" not in schema.names or "embedding" not in schema.names:
+        raise TableError(f"{shard}: embeddings need columns 'sample_id' and 'embedding'")
+    typ = schema.field("embedding").type
+    if not pa.types.is_fixed_size_list(typ):
+        raise TableError(f"{shard}: column 'embedding' must be fixed_size_list, got {typ}")
+    expected = (first_meta or meta).get("dim")
+    if expected is not None and typ.list_size != expected:
+        raise TableError(f"{shard}: embedding dim {typ.list_size} but metadata says {expected}")
+    return meta, typ.list_size
+
+
 def read_embeddings(directory: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> Embeddings:
     """Read every shard of an embeddings folder; refuse mixed encoders/dims and duplicate ids.
 
@@ -580,27 +606,10 @@ def read_embeddings(directory: str | os.PathLike[str] | Sequence[str | os.PathLi
     vecs: list[np.ndarray] = []
     first_meta: dict[str, Any] | None = None
     for shard in shards:
-        meta = read_metadata(shard)
-        if meta["format"] != "embeddings":
-            raise TableError(f"{shard}: is a {meta['format']} table, expected embeddings")
-        if first_meta is None:
-            first_meta = meta
-        elif meta.get("encoder") != first_meta.get("encoder") or meta.get("dim") != first_meta.get("dim"):
-            raise TableError(
-                f"{shard}: encoder or dim differs from {shards[0].name} "
-                f"({meta.get('encoder', {}).get('name')}/{meta.get('dim')} vs "
-                f"{first_meta.get('encoder', {}).get('name')}/{first_meta.get('dim')}); "
-                "one folder holds one encoder's embeddings"
-            )
+        meta, dim = _check_shard(shard, first_meta, shards[0].name)
         table = pq.read_table(shard)
-        if "sample_id" not in table.column_names or "embedding" not in table.column_names:
-            raise TableError(f"{shard}: embeddings need columns 'sample_id' and 'embedding'")
+        first_meta = first_meta or meta
         col = table.column("embedding").combine_chunks()
-        if not pa.types.is_fixed_size_list(col.type):
-            raise TableError(f"{shard}: column 'embedding' must be fixed_size_list, got {col.type}")
-        dim = col.type.list_size
-        if first_meta.get("dim") is not None and dim != first_meta["dim"]:
-            raise TableError(f"{shard}: embedding dim {dim} but metadata says {first_meta['dim']}")
         flat = col.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
         vecs.append(flat.reshape(-1, dim))
         ids.append(np.asarray(table.column("sample_id").to_numpy(zero_copy_only=False), dtype=object))
@@ -653,25 +662,10 @@ def read_embedding_rows(
     filled = np.zeros(wanted.size, dtype=bool)
     seen_ids: list[np.ndarray] = []
     for shard in shards:
-        meta = read_metadata(shard)
-        if meta["format"] != "embeddings":
-            raise TableError(f"{shard}: is a {meta['format']} table, expected embeddings")
-        if first_meta is None:
-            first_meta = meta
-        elif meta.get("encoder") != first_meta.get("encoder") or meta.get("dim") != first_meta.get("dim"):
-            raise TableError(
-                f"{shard}: encoder or dim differs from {shards[0].name}; one folder holds one encoder's embeddings"
-            )
+        meta, dim = _check_shard(shard, first_meta, shards[0].name)
         parquet = pq.ParquetFile(shard)
-        names = parquet.schema_arrow.names
-        if "sample_id" not in names or "embedding" not in names:
-            raise TableError(f"{shard}: embeddings need columns 'sample_id' and 'embedding'")
+        first_meta = first_meta or meta
         typ = parquet.schema_arrow.field("embedding").type
-        if not pa.types.is_fixed_size_list(typ):
-            raise TableError(f"{shard}: column 'embedding' must be fixed_size_list, got {typ}")
-        dim = typ.list_size
-        if first_meta.get("dim") is not None and dim != first_meta["dim"]:
-            raise TableError(f"{shard}: embedding dim {dim} but metadata says {first_meta['dim']}")
         if vectors is None:
             dtype = np.float16 if pa.types.is_float16(typ.value_type) else np.float32
             vectors = np.empty((wanted.size, dim), dtype=dtype)
