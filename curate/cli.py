@@ -58,6 +58,15 @@ def main() -> None:
     cli.main(prog_name="curate")
 
 
+def _device_option(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Accept auto, cpu, cuda or cuda:N; anything else is a usage error."""
+    import re
+
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
+        raise click.BadParameter(f"{value!r} is not one of auto, cpu, cuda, cuda:N")
+    return value
+
+
 # ---- ingest / validate -----------------------------------------------------------------------
 
 
@@ -280,7 +289,8 @@ def embed_command(
 @click.option("--similarity-threshold", type=click.FloatRange(-1.0, 1.0), default=0.9, show_default=True)
 @click.option("--score-gap", type=click.FloatRange(min=0.0, min_open=True), default=1.0, show_default=True)
 @click.option("--group-cap", type=click.IntRange(min=1), default=20, show_default=True)
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N] for the neighbour search.")
+@click.option("--device", default="auto", show_default=True, callback=_device_option,
+              help="auto, cpu or cuda[:N] for the neighbour search.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="manifest.parquet to write.")
 def reshape_command(
     corpus: str,
@@ -362,7 +372,8 @@ def reshape_command(
     type=click.Choice(["leaf", "eom"]),
     help="HDBSCAN cluster selection (leaf: finest clusters, comparable before/after).",
 )
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda (neighbour search).")
+@click.option("--device", default="auto", show_default=True, callback=_device_option,
+              help="auto, cpu or cuda[:N] (neighbour search).")
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Report folder.")
 def analyze_command(
     corpus: str,

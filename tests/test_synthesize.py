@@ -123,6 +123,24 @@ def test_resume_keeps_existing_outputs(refs_dir: Path, tmp_path: Path) -> None:
     assert not list(out.glob(".*tmp*"))  # no temporary files left behind
 
 
+def test_a_folder_rendered_otherwise_is_refused_not_reused(refs_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    synthesize(refs_dir, out, types=(11,), levels=(3,), seed=0, quiet=True)
+    before = (out / "alpha_11_03.png").read_bytes()
+    with pytest.raises(CurateError, match="seed 0"):
+        synthesize(refs_dir, out, types=(11,), levels=(3,), seed=5, quiet=True)
+    assert (out / "alpha_11_03.png").read_bytes() == before
+    # a reference whose content changed under the same name is refused too
+    photo((48, 36), "coffee").save(refs_dir / "alpha.png")
+    with pytest.raises(CurateError, match="'alpha' has changed"):
+        synthesize(refs_dir, out, types=(11,), levels=(3,), seed=0, quiet=True)
+    # more types with the same seed and the same references resume into a folder
+    other = tmp_path / "other"
+    synthesize(refs_dir, other, types=(11,), levels=(3,), seed=0, quiet=True)
+    more = synthesize(refs_dir, other, types=(1, 11), levels=(3,), seed=0, quiet=True)
+    assert more.kept == more.references and more.written == more.references
+
+
 def test_bad_reference_is_a_reject_not_a_crash(refs_dir: Path, tmp_path: Path) -> None:
     (refs_dir / "broken.png").write_bytes(b"this is not a png")
     good = refs_dir / "alpha.png"

@@ -36,7 +36,7 @@ from PIL import Image
 
 from curate.distort.registry import DISTORTIONS, LEVELS, MAX_PIXELS, distortion_rng
 from curate.errors import CurateError, ImageError
-from curate.fsio import atomic_path, fingerprint
+from curate.fsio import atomic_path, atomic_write_text, fingerprint
 from curate.images import load_rgb, reject_reason
 from curate.progress import Progress
 from curate.reshape.presets import ALL_TYPES
@@ -46,6 +46,9 @@ SOURCE = "synthesized"
 _OUTPUT_PATTERN = re.compile(r"^(.+)_(\d\d)_(\d\d)$")
 CORPUS_NAME = "corpus.parquet"
 REJECTS_NAME = "rejects.parquet"
+# What made the images in a folder: the seed, the generator version and each reference's content.
+# A rerun into the same folder must match it, so existing images are never reused under another seed.
+IDENTITY_NAME = "synthesis.json"
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"})
 # PNG zlib level: 3 writes about 2.5x faster than the default 6 for files about 7% larger.
 PNG_COMPRESS_LEVEL = 3
@@ -331,6 +334,9 @@ def synthesize(
         raise CurateError(f"{out}: write the outputs to another folder than the reference images")
     references, inputs = collect_references(refs, source=source)
     out.mkdir(parents=True, exist_ok=True)
+    _claim_folder(out, references, seed)
+    # The corpus table is written last; an older one must not sit beside a half-finished run.
+    (out / CORPUS_NAME).unlink(missing_ok=True)
 
     tasks = [
         RenderTask(ref, out, (t,), levels, seed, max_pixels=max_pixels, write_reference=(i == 0))
@@ -381,6 +387,44 @@ def synthesize(
         rejected=len(rejects),
         gallery_path=gallery_path,
     )
+
+
+def _claim_folder(out: Path, references: Sequence[Reference], seed: int) -> None:
+    """Check (or start) the folder's identity file; refuse a folder rendered otherwise.
+
+    Images already in ``out`` are kept only when they were made with the same seed and generator
+    version from the same reference content; anything else is refused with what differs.
+    """
+    import json
+
+    from curate import __version__
+
+    path = out / IDENTITY_NAME
+    contents = {ref.key: fingerprint(ref.path) for ref in references if ref.path.is_file()}
+    identity: dict[str, Any] = {"seed": int(seed), "generator": f"kadid/curate-{__version__}", "references": {}}
+    if path.exists():
+        try:
+            previous = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise CurateError(f"{path}: unreadable ({exc}); remove it to render this folder afresh") from None
+        for key in ("seed", "generator"):
+            if previous.get(key) != identity[key]:
+                raise CurateError(
+                    f"{out}: its images were rendered with {key} {previous.get(key)!r}, not {identity[key]!r}; "
+                    "render into a new folder (or rerun with the same settings to resume)"
+                )
+        identity["references"] = dict(previous.get("references", {}))
+        for key, content in contents.items():
+            before = identity["references"].get(key)
+            if before is not None and before != content:
+                raise CurateError(
+                    f"{out}: reference {key!r} has changed since its images were rendered; "
+                    "render into a new folder"
+                )
+    elif any(out.glob("*.png")):
+        raise CurateError(f"{out}: holds images but no {IDENTITY_NAME}; render into a new or empty folder")
+    identity["references"].update(contents)
+    atomic_write_text(path, json.dumps(identity, indent=1, sort_keys=True) + "\n")
 
 
 def _collect(

@@ -219,6 +219,8 @@ def reshape(
     )
     out = Path(output)
     dec_path = decisions_path_for(out)
+    # An older manifest must not outlive the decisions it no longer matches (a kill in between).
+    out.unlink(missing_ok=True)
     write_table(result.decisions, dec_path, "decisions", decisions_meta)
     write_table(result.manifest, out, "manifest", manifest_meta)
     result.manifest_path, result.decisions_path = out, dec_path

@@ -541,15 +541,17 @@ def train(
     config = TrainConfig(head_only=head_only, **settings)
     config.check()
     eval_sets = dict(eval_sets or {})
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
 
     images = ManifestDataset(manifest_path, root=root)
     if not len(images):
         raise CurateError(f"{manifest_path}: the manifest has no rows")
     inputs: dict[str, Any] = {"manifest": fingerprint(manifest_path)}
-    eval_images = {name: _eval_dataset(path) for name, path in eval_sets.items()}
+    # A {source: root} override also serves the eval sets' sources; a single root is the manifest's.
+    eval_root = root if isinstance(root, Mapping) else None
+    eval_images = {name: _eval_dataset(path, eval_root) for name, path in eval_sets.items()}
+    out = Path(out_dir)  # created only once the inputs have been read
+    out.mkdir(parents=True, exist_ok=True)
     for name, path in eval_sets.items():
         inputs[f"eval:{name}"] = fingerprint(path)
     device = pick_device(config.device)
@@ -598,10 +600,10 @@ def train(
     return runner.run()
 
 
-def _eval_dataset(path: str | os.PathLike[str]) -> ManifestDataset:
+def _eval_dataset(path: str | os.PathLike[str], root: RootOverride = None) -> ManifestDataset:
     """An evaluation set: its scored rows. Unscored pristine references of a synthetic corpus are
     not test samples and are left out; any other unscored row is an error (ManifestDataset)."""
-    frame, _ = read_samples(path)
+    frame, _ = read_samples(path, root)
     pristine = frame["is_reference"].fillna(False).astype(bool) & frame["score"].isna()
     return ManifestDataset(frame.loc[~pristine].reset_index(drop=True), root=None)
 
