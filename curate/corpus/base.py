@@ -385,6 +385,12 @@ def make_rows(
     )
 
 
+def reference_rows(source: str, ref_ids: Sequence[str], paths: Sequence[str]) -> pd.DataFrame:
+    """Rows of pristine references: each is its own ``ref_id``, unscored, with no distortion."""
+    ids = list(ref_ids)
+    return make_rows(source=source, sample_ids=ids, paths=paths, ref_ids=ids, is_reference=True)
+
+
 def concat_rows(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
     frames = [f for f in frames if len(f)]
     if not frames:

@@ -32,6 +32,7 @@ from curate.corpus.base import (
     input_fingerprints,
     make_rows,
     read_spreadsheet,
+    reference_rows,
     relative_name,
     require_file,
     stem,
@@ -103,13 +104,7 @@ def read(root: Path, options: ReaderOptions) -> Ingested:
         level=levels.tolist(),
         score_raw=dmos,
     )
-    references = make_rows(
-        source=source,
-        sample_ids=list(ref_id_of.values()),
-        paths=ref_paths,
-        ref_ids=list(ref_id_of.values()),
-        is_reference=True,
-    )
+    references = reference_rows(source, list(ref_id_of.values()), ref_paths)
     return Ingested(
         rows=concat_rows([references, distorted]),
         root=root,

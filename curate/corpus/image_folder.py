@@ -18,7 +18,7 @@ from curate.corpus.base import (
     Ingested,
     IngestError,
     listing_fingerprint,
-    make_rows,
+    reference_rows,
     require_dir,
     source_name,
     walk_files,
@@ -40,7 +40,7 @@ def read(root: Path, options: ReaderOptions) -> Ingested:
         first = ids[dup].iloc[0]
         clash = [p for p, i in zip(paths, ids, strict=True) if i == first]
         raise IngestError(f"{root}: images {', '.join(map(repr, clash))} would share the id {first!r}")
-    frame = make_rows(source=source, sample_ids=ids.tolist(), paths=paths, ref_ids=ids.tolist(), is_reference=True)
+    frame = reference_rows(source, ids.tolist(), paths)
     return Ingested(
         rows=frame, root=root, higher_is_better=None, inputs={"./": listing_fingerprint(paths)}, facts={}
     )

@@ -26,6 +26,7 @@ from curate.corpus.base import (
     line_labels,
     make_rows,
     read_csv_labels,
+    reference_rows,
     relative_name,
     require_file,
     stem,
@@ -65,13 +66,7 @@ def read(root: Path, options: ReaderOptions) -> Ingested:
         level=[int(m.group(3)) for m in parsed],
         score_raw=scores,
     )
-    references = make_rows(
-        source=source,
-        sample_ids=[f"{source}/{stem(n)}" for n in ref_names],
-        paths=ref_paths,
-        ref_ids=[f"{source}/{stem(n)}" for n in ref_names],
-        is_reference=True,
-    )
+    references = reference_rows(source, [f"{source}/{stem(n)}" for n in ref_names], ref_paths)
     return Ingested(
         rows=concat_rows([references, distorted]),
         root=root,

@@ -34,6 +34,7 @@ from curate.corpus.base import (
     line_labels,
     make_rows,
     read_csv_labels,
+    reference_rows,
     relative_name,
     require_file,
     stem,
@@ -59,13 +60,7 @@ def read(root: Path, options: ReaderOptions) -> Ingested:
     if dup.any():
         i = int(np.flatnonzero(dup.to_numpy())[0])
         raise IngestError(f"{labels}: {rows[i]}: reference {names.iloc[i]!r} is listed twice")
-    references = make_rows(
-        source=source,
-        sample_ids=[f"{source}/{s}" for s in ref_stems],
-        paths=ref_paths,
-        ref_ids=[f"{source}/{s}" for s in ref_stems],
-        is_reference=True,
-    )
+    references = reference_rows(source, [f"{source}/{s}" for s in ref_stems], ref_paths)
     inputs = input_fingerprints(root, [labels])
     facts: dict[str, object] = {"label_file": relative_name(root, labels), "kadis_distorted_images": 0}
     frames = [references]

@@ -34,6 +34,7 @@ from curate.corpus.base import (
     load_mat,
     make_rows,
     mat_strings,
+    reference_rows,
     relative_name,
     require_file,
     stem,
@@ -99,13 +100,7 @@ def read(root: Path, options: ReaderOptions) -> Ingested:
         distortion=[distortion[i] for i in keep],
         score_raw=dmos[keep],
     )
-    references = make_rows(
-        source=source,
-        sample_ids=[ref_id_of[n] for n in ref_names],
-        paths=ref_paths,
-        ref_ids=[ref_id_of[n] for n in ref_names],
-        is_reference=True,
-    )
+    references = reference_rows(source, [ref_id_of[n] for n in ref_names], ref_paths)
     files = sorted({labels, orgs_file, names_file})
     return Ingested(
         rows=concat_rows([references, distorted]),

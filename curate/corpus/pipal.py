@@ -30,6 +30,7 @@ from curate.corpus.base import (
     input_fingerprints,
     listing_fingerprint,
     make_rows,
+    reference_rows,
     relative_name,
     require_dir,
     stem,
@@ -88,13 +89,7 @@ def read(root: Path, options: ReaderOptions) -> Ingested:
         distortion=[int(m.group(2)) for m in parsed],
         score_raw=scores,
     )
-    references = make_rows(
-        source=source,
-        sample_ids=list(ref_id_of.values()),
-        paths=ref_paths,
-        ref_ids=list(ref_id_of.values()),
-        is_reference=True,
-    )
+    references = reference_rows(source, list(ref_id_of.values()), ref_paths)
     inputs = input_fingerprints(root, label_files)
     inputs[relative_name(root, label_dir) + "/"] = listing_fingerprint([f.name for f in label_files])
     return Ingested(

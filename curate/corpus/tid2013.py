@@ -25,6 +25,7 @@ from curate.corpus.base import (
     dataset_root,
     input_fingerprints,
     make_rows,
+    reference_rows,
     relative_name,
     require_file,
     stem,
@@ -79,13 +80,7 @@ def read(root: Path, options: ReaderOptions) -> Ingested:
         level=[int(m.group(3)) for m in parsed],
         score_raw=scores,
     )
-    references = make_rows(
-        source=source,
-        sample_ids=list(ref_id_of.values()),
-        paths=ref_paths,
-        ref_ids=list(ref_id_of.values()),
-        is_reference=True,
-    )
+    references = reference_rows(source, list(ref_id_of.values()), ref_paths)
     return Ingested(
         rows=concat_rows([references, distorted]),
         root=root,

@@ -34,6 +34,7 @@ from curate.corpus.base import (
     line_labels,
     make_rows,
     read_csv_labels,
+    reference_rows,
     relative_name,
     require_dir,
     require_file,
@@ -102,13 +103,7 @@ def read(root: Path, options: ReaderOptions) -> Ingested:
         unlisted = sorted({p for p in ref_paths if p is not None and p not in listed and p in on_disk})
         if unlisted:
             extra.append(
-                make_rows(
-                    source=source,
-                    sample_ids=[f"{source}/{without_extension(p)}" for p in unlisted],
-                    paths=unlisted,
-                    ref_ids=[f"{source}/{without_extension(p)}" for p in unlisted],
-                    is_reference=True,
-                )
+                reference_rows(source, [f"{source}/{without_extension(p)}" for p in unlisted], unlisted)
             )
     else:
         ref_ids, is_ref = ids, [False] * len(ids)
