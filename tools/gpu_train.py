@@ -27,7 +27,9 @@ import importlib.util
 import json
 import os
 import platform
+import shutil
 import sys
+import tempfile
 import time
 from multiprocessing import Pool
 from pathlib import Path
@@ -270,7 +272,8 @@ def main() -> int:
     workers = args.workers if args.workers is not None else (0 if smoke else max(1, (os.cpu_count() or 4) - 2))
     out = args.out_dir.absolute()
     out.mkdir(parents=True, exist_ok=True)
-    work = out / "work"
+    # Scratch images and the run folder stay outside OUT_DIR, which holds only the figures.
+    work = Path(tempfile.mkdtemp(prefix="curate-gpu-train-"))
 
     result: dict = {
         "mode": "smoke (CPU, tiny: figures are not meaningful)" if smoke else "gpu",
@@ -295,6 +298,7 @@ def main() -> int:
         "fp32": step_rate(arch, batch, crop, device, amp=False, channels_last=False, steps=steps),
         "amp_channels_last": step_rate(arch, batch, crop, device, amp=device == "cuda", channels_last=True, steps=steps),
     }
+    shutil.rmtree(work, ignore_errors=True)
     text = json.dumps(result, indent=2, sort_keys=True)
     (out / "gpu_train.json").write_text(text + "\n")
     print(text)
