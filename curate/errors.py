@@ -11,3 +11,7 @@ class TableError(CurateError):
 
 class ImageError(CurateError):
     """One image cannot be used; callers record it as a reject instead of failing the run."""
+
+
+class WeightsUnavailable(CurateError):
+    """Model weights are neither on this machine nor downloadable from here."""

@@ -28,7 +28,7 @@ from typing import Any
 
 import click
 
-from curate.errors import CurateError
+from curate.errors import WeightsUnavailable
 from curate.fsio import atomic_write_text
 
 DEFAULT_PRESET = "livec"
@@ -63,15 +63,16 @@ def _embed_all(
     from curate.embed.runner import embed_corpus
 
     warnings: list[str] = []
-    chosen = encoder
-    if encoder == "auto":
-        chosen = "clip"
+    chosen = "clip" if encoder == "auto" else encoder
     dirs = {name: out / "embeddings" / name for name in corpora}
     notes: list[str] = []
+    first = next(iter(corpora))
+    done: set[str] = set()
     try:
-        for name, corpus in corpora.items():
-            embed_corpus(corpus, dirs[name], encoder=chosen, workers=workers, notes=notes, quiet=quiet)
-    except CurateError as exc:
+        # Weights are resolved before any shard is written, so a fallback starts from nothing.
+        embed_corpus(corpora[first], dirs[first], encoder=chosen, workers=workers, notes=notes, quiet=quiet)
+        done.add(first)
+    except WeightsUnavailable as exc:
         if encoder != "auto":
             raise
         reason = str(exc).splitlines()[0]
@@ -85,12 +86,8 @@ def _embed_all(
         warnings.append(banner)
         chosen = ENCODER_FALLBACK
         notes = [f"demo fallback: CLIP unavailable ({reason})"]
-        import shutil
-
-        for d in dirs.values():
-            if d.exists():
-                shutil.rmtree(d)
-        for name, corpus in corpora.items():
+    for name, corpus in corpora.items():
+        if name not in done:
             embed_corpus(corpus, dirs[name], encoder=chosen, workers=workers, notes=notes, quiet=quiet)
     return dirs, chosen, warnings
 

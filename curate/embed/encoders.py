@@ -35,7 +35,7 @@ from curate.embed.weights import (
     require_download_possible,
     weights_sha256,
 )
-from curate.errors import CurateError
+from curate.errors import CurateError, WeightsUnavailable
 
 DEFAULT_ENCODER = "clip"
 DEFAULT_CLIP_MODEL = "ViT-B-32"
@@ -311,7 +311,7 @@ def _clip_from_tag(model_name: str, tag: str, what: str) -> tuple[Any, dict[str,
         try:
             path = Path(open_clip.download_pretrained(tag_cfg))
         except Exception as exc:  # network failures come in many types
-            raise CurateError(f"{what}: download failed ({exc}). {_HOW_TO_SUPPLY_CLIP}") from None
+            raise WeightsUnavailable(f"{what}: download failed ({exc}). {_HOW_TO_SUPPLY_CLIP}") from None
     preprocess = {k: tag_cfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in tag_cfg}
     model = _create_clip(
         model_name,

@@ -13,7 +13,7 @@ import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
-from curate.errors import CurateError
+from curate.errors import CurateError, WeightsUnavailable
 from curate.fsio import sha256_file
 
 _TRUE = {"1", "on", "yes", "true"}
@@ -66,10 +66,10 @@ def host_reachable(url: str, timeout_s: float = 3.0) -> bool:
 def require_download_possible(what: str, url: str, how_to_supply: str) -> None:
     """Fail at once, with ``how_to_supply`` in the message, when ``url`` cannot be downloaded."""
     if hub_offline():
-        raise CurateError(f"{what}: weights are not in the local cache and HF_HUB_OFFLINE is set. {how_to_supply}")
+        raise WeightsUnavailable(f"{what}: weights are not in the local cache and HF_HUB_OFFLINE is set. {how_to_supply}")
     if not host_reachable(url):
         host = urlparse(url).hostname
-        raise CurateError(
+        raise WeightsUnavailable(
             f"{what}: weights are not in the local cache and {host} cannot be reached. {how_to_supply}"
         )
 
