@@ -124,7 +124,9 @@ def run_demo(
 
     _say(f"[1/8] demo corpus -> {out / 'data'}", quiet)
     corpus_types = tuple(range(1, 26)) if all_types else types
-    demo = build_demo_corpus(out / "data", seed=seed, workers=workers, types=corpus_types, quiet=quiet)
+    demo = build_demo_corpus(
+        out / "data", seed=seed, workers=workers, types=corpus_types, target_types=types, quiet=quiet
+    )
 
     _say("[2/8] ingest train, pool and test", quiet)
     corpus = out / "corpus.parquet"
