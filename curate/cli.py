@@ -237,7 +237,9 @@ def demo_corpus_command(out_dir: str, seed: int, workers: int) -> None:
               help="Decoding processes (local engine)  [default: cores-1 beside a GPU, 1 beside a CPU model]")
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
 @click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
-              help="auto: bf16 (or fp16) autocast on a GPU, fp32 on the CPU.")
+              help="auto: bf16 (or fp16) autocast on a GPU; on the CPU bf16 (model and batch cast) where it "
+                   "has bfloat16 matrix units (AMX, AVX512-BF16), else fp32. CURATE_CPU_BF16=0 or 1 overrides "
+                   "the detection.")
 @click.option("--engine", default="local", show_default=True, type=click.Choice(["local", "ray"]))
 @click.option("--actors", type=click.IntRange(min=1), default=None,
               help="Model actors for --engine ray  [default: one per GPU, or 1 on CPU]")
