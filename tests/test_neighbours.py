@@ -200,14 +200,17 @@ def test_cluster_plan_skips_most_products_on_clustered_data(monkeypatch):
     centres = unit_rows(rng.normal(size=(40, 64)))
     x = unit_rows(centres[rng.integers(0, 40, 3000)] + 0.03 * rng.normal(size=(3000, 64))).astype(np.float32)
     band = neighbours._band_plan(len(x), None, None, 256, 256)
-
-    def numpy_engine(flops, norm):
-        return neighbours._Engine(x, None, False, norm * norm)
-
-    plan = neighbours._cluster_plan(x, None, None, 0.9, band.products, 256, 256, force=True, engine_for=numpy_engine)
+    engine = neighbours._Engine(x, None, False, 1.0)
+    plan = neighbours._cluster_plan(x, None, None, 0.9, band.products, 256, 256, force=True, engine=engine)
     assert plan is not None and plan.kind == "clusters"
-    assert plan.products < 0.2 * band.products
     assert sorted(plan.order.tolist()) == list(range(len(x)))
+
+    def size(rows):
+        return rows.stop - rows.start if isinstance(rows, slice) else rows.size
+
+    computed = sum(size(rows) * (c1 - c0) for rows, c0, c1 in plan.tiles)
+    assert computed < 0.2 * band.products
+    assert 0.5 * computed < plan.products < 2 * computed  # the estimate it was chosen on
     pairs = threshold_pairs(x, 0.9, prune="clusters", screen="float32", device="cpu")
     assert set(zip(pairs.i.tolist(), pairs.j.tolist(), strict=True)) == dense_pairs(x, 0.9)
 

@@ -31,7 +31,7 @@ import logging
 import math
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,9 +61,10 @@ CLUSTER_SIZE = 64
 CLUSTER_FIT_SAMPLE = 3
 CLUSTER_FIT_ROUNDS = 3
 CLUSTER_MIN_N = 20_000
-CLUSTER_CAP_QUANTILES = (0.8, 0.9, 0.95, 0.98, 1.0)  # caps tried on the estimate's sample
 CLUSTER_CAP_QUANTILE = 0.97  # the cap: vectors farther from their centre than 97% are outliers
 CLUSTER_REASSIGN_QUANTILE = 0.75  # vectors beyond this quantile of angle get a second assignment
+CLUSTER_ESTIMATE_ROWS = 2048  # rows whose tiles estimate the plan's work
+CLUSTER_ROW_CHUNK = 16384  # rows whose tiles are made at a time
 CLUSTER_MAX_RADIUS = math.radians(60.0)
 CLUSTER_TILE_COST = 2.0
 CLUSTER_MAX_STORED = 64
@@ -419,9 +420,10 @@ def _exact_similarity(a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndarr
 
 def _row_norms(x: np.ndarray) -> np.ndarray:
     out = np.empty(x.shape[0], dtype=np.float64)
-    step = 1 << 15
+    step = 4096
     for s in range(0, x.shape[0], step):
-        out[s : s + step] = np.linalg.norm(x[s : s + step].astype(np.float64), axis=1)
+        block = x[s : s + step].astype(np.float64)
+        out[s : s + step] = np.sqrt(np.einsum("ij,ij->i", block, block))
     return out
 
 
@@ -431,12 +433,12 @@ class _Plan:
 
     A tile ``(rows, c0, c1)`` compares the rows at positions ``rows`` (a slice or an int array)
     with the columns at positions ``[c0, c1)``; only position pairs p < q count, so a pair is
-    computed in at most one tile. ``products`` counts the similarities the tiles compute and
-    ``overhead`` those spent building the plan.
+    computed in at most one tile. ``products`` counts (or, for tiles made as they are computed,
+    estimates) the similarities the tiles compute and ``overhead`` those spent planning.
     """
 
     order: np.ndarray
-    tiles: list[tuple[Any, int, int]]
+    tiles: Iterable[tuple[Any, int, int]]
     products: int
     kind: str
     overhead: int = 0
@@ -534,100 +536,62 @@ def _cluster_plan(
     block_cols: int,
     *,
     force: bool,
-    engine_for: Any,
+    engine: _Engine,
 ) -> _Plan | None:
     """Tiles that skip every (row, cluster) that cannot hold a pair; None when that does not pay.
 
     The bound. Cluster B has a centre c_B and a radius theta_B >= angle(b, c_B) for each member b
-    (vectors farther than a cap from their nearest centre are *outliers*, in no cluster). For a
-    row a, phi = angle(a, c_B), and b in B, the triangle inequality on the sphere gives
+    (vectors farther than a cap from their centre are *outliers*, in no cluster). For a row a,
+    phi = angle(a, c_B) and b in B, the triangle inequality on the sphere gives
     angle(a, b) >= phi - theta_B, so ``a.b <= |a| max|b| cos(max(0, phi - theta_B))``. When that is
     at most the threshold (or the labels of B all lie at least the gap from a's), no member of B
-    pairs with a. phi is taken from the screened products widened by their proven error, theta_B
-    from them narrowed by it, so the bound holds on the exact values.
+    pairs with a. theta_B is measured in float64 (rounded up), phi comes from the screened product
+    widened by its proven error, so the bound holds on the exact values.
 
-    The plan. Positions: outliers first (in label order), then each cluster (members in label
+    The clusters (they decide speed only). Spherical k-means fitted on a sample; one pass assigns
+    every vector to its nearest centre, centres move to the mean of all their members, the quarter
+    of vectors farthest from theirs are reassigned and the centres move again; the cap is the 97th
+    percentile of the angles. A second pass over all (vector, centre) products, made as the tiles
+    are needed, keeps the pairs the bound cannot rule out. The same bound on a sample of rows
+    estimates the work; unless ``force``, the plan is dropped when that is not well below the band's.
+
+    The tiles. Positions: outliers first (in label order), then each cluster (members in label
     order). A pair of positions p < q is computed with row p in the tile of q's cluster, and that
     tile holds p whenever the bound lets p meet that cluster; outliers meet each other in a band.
-    So every pair that can pass is computed exactly once. ``engine_for(flops)`` gives the engine
-    for the pass over all vectors, chosen once the work is estimated.
+    So every pair that can pass is computed exactly once. The tiles are generated as they are
+    computed, a chunk of rows at a time: memory holds one chunk's (row, cluster) pairs.
     """
     n, dim = x.shape
     if threshold <= 0 or n < max(4 * CLUSTER_SIZE, 8):
         return None
-    k = max(2, n // CLUSTER_SIZE)
-    rng = np.random.default_rng(0)
-    centres, sample = _fit_centres(x, k, rng)
     norms = _row_norms(x)
-    max_norm = float(norms.max()) if n else 1.0
+    max_norm = float(norms.max())
     if max_norm * max_norm <= threshold:
         return None  # no pair can pass at all; the band plan finds none quickly
-    alpha_max = math.acos(min(1.0, threshold / (max_norm * max_norm)))
-
-    # Estimate from a sub-sample held out from the fit (the fitted centres sit closer to their own
-    # sample than to the rest): for a few caps, the outliers, the candidates and the work.
-    held_out = np.setdiff1d(np.arange(n), sample, assume_unique=True)
-    pool = held_out if held_out.size >= 256 else np.arange(n)
-    sub = np.sort(rng.choice(pool, size=min(pool.size, 1024), replace=False))
-    cos_sub = (x[sub].astype(np.float32) @ centres.T) / np.maximum(norms[sub], 1e-30)[:, None]
-    assigned = np.argmax(cos_sub, axis=1)
-    psi_sub = np.arccos(np.clip(cos_sub[np.arange(sub.size), assigned], -1.0, 1.0))
-    phi_sub = np.arccos(np.clip(cos_sub, -1.0, 1.0))
-    band_share = band_products / max(n * (n - 1) / 2, 1.0)
-    scale = n / sub.size
-    choice: tuple[float, float, float] | None = None  # (estimate, cap, candidates)
-    for quantile in CLUSTER_CAP_QUANTILES:
-        cap_try = float(min(CLUSTER_MAX_RADIUS, np.quantile(psi_sub, quantile) + 1e-6))
-        inlier = psi_sub <= cap_try
-        radius = np.full(k, cap_try)
-        seen = np.bincount(assigned[inlier], minlength=k) > 0
-        radius[seen] = 0.0
-        np.maximum.at(radius, assigned[inlier], psi_sub[inlier])
-        meet = phi_sub - radius[None, :] < alpha_max
-        size_est = np.bincount(assigned[inlier], minlength=k) * scale
-        tiles_est = float((meet * size_est[None, :]).sum()) * scale / 2 * band_share
-        outliers_est = (n * (1.0 - inlier.mean())) ** 2 / 2 * band_share
-        estimate = 2 * n * k + CLUSTER_TILE_COST * tiles_est + outliers_est
-        if choice is None or estimate < choice[0]:
-            choice = (estimate, cap_try, float(meet.sum()) * scale)
-    assert choice is not None
-    estimate, cap, candidates_est = choice
-    if not force and (estimate > PRUNE_PAYS * band_products or candidates_est > CLUSTER_MAX_STORED * n):
-        log.info(
-            "cluster pruning skipped: estimated %.3g products (band %.3g), %.3g candidates",
-            estimate, band_products, candidates_est,
-        )
-        return None
-
-    # Two passes of every vector against every centre, on the engine the work calls for. The first
-    # assigns each vector to its nearest fitted centre; each centre then moves to the mean of all
-    # its members (a full k-means step, far tighter than the sample's), the radii are measured
-    # against those exactly, and the second pass keeps the (vector, cluster) pairs the bound
-    # cannot rule out.
-    engine = engine_for(2.0 * dim * estimate, max(max_norm, 1.0))
+    k = max(2, n // CLUSTER_SIZE)
+    rng = np.random.default_rng(0)
+    centres, _ = _fit_centres(x, k, rng)
     step = max(256, min(4096, (1 << 23) // max(k, 1)))
+
+    # Assignment: every vector to its nearest fitted centre, centres to their members' mean, the
+    # farthest vectors reassigned, centres moved again; then the radii, exactly.
     cluster = np.empty(n, dtype=np.int64)
     with engine.context():
         centres_screen = engine.load(centres)
         for s in range(0, n, step):
             stop = min(n, s + step)
-            best, _ = engine.best(engine.product(engine.take(slice(s, stop))[1], centres_screen))
-            cluster[s:stop] = best
+            cluster[s:stop] = engine.best(engine.product(engine.take(slice(s, stop))[1], centres_screen))[0]
     centres, psi = _recentre(x, cluster, centres, norms)
-    # a second k-means step for the vectors far from their new centre only: reassigned, recentred
     tail = np.flatnonzero(psi > np.quantile(psi, CLUSTER_REASSIGN_QUANTILE))
     with engine.context():
         centres_screen = engine.load(centres)
         for s in range(0, tail.size, step):
             rows = tail[s : s + step]
-            best, _ = engine.best(engine.product(engine.take(rows)[1], centres_screen))
-            cluster[rows] = best
+            cluster[rows] = engine.best(engine.product(engine.take(rows)[1], centres_screen))[0]
     centres, psi = _recentre(x, cluster, centres, norms)
     centre_norms = np.linalg.norm(centres.astype(np.float64), axis=1)
     cap = float(min(CLUSTER_MAX_RADIUS, np.quantile(psi, CLUSTER_CAP_QUANTILE)))
-    err = engine.margin  # >= the proven error of each screened product x . c
-    zero = norms == 0  # no direction: an outlier (it can pass no positive threshold anyway)
-    outlier = (psi > cap) | zero
+    outlier = (psi > cap) | (norms == 0)  # no direction: an outlier (it passes no positive threshold)
     member = ~outlier
     theta = np.zeros(k)
     np.maximum.at(theta, cluster[member], psi[member])
@@ -636,34 +600,18 @@ def _cluster_plan(
     counts = np.bincount(cluster[member], minlength=k)
     ylo = np.full(k, np.inf)
     yhi = np.full(k, -np.inf)
-    if y is not None and gap is not None:
+    use_labels = y is not None and gap is not None
+    if use_labels:
+        assert y is not None
         np.minimum.at(ylo, cluster[member], y[member])
         np.maximum.at(yhi, cluster[member], y[member])
+    del psi, tail
     # a.b can exceed the threshold only if angle(a, c_B) < theta_B + beta_B, where
     # cos(beta_B) = threshold / (max|a| max|b|): a column test before the exact one per entry
     ratio = np.where(nmax > 0, (threshold - 1e-9) / np.maximum(max_norm * nmax, 1e-300), np.inf)
     reach_angle = theta + np.arccos(np.clip(ratio, -1.0, 1.0))
     reach_cos = np.where((counts > 0) & (ratio <= 1.0), np.cos(np.minimum(reach_angle, math.pi)), np.inf)
-    cand_parts: list[tuple[np.ndarray, np.ndarray]] = []
-    with engine.context():
-        centres_screen = engine.load(centres)
-        for s in range(0, n, step):
-            rows = np.arange(s, min(n, s + step))
-            dots = engine.product(engine.take(slice(s, rows[-1] + 1))[1], centres_screen)
-            row_norm = np.maximum(norms[rows], 1e-30)
-            # dots + err > reach_cos |a| |c_B|, with the row factor at its loosest in this chunk
-            loose = np.where(reach_cos >= 0, row_norm.min(), row_norm.max()) * reach_cos * centre_norms - err
-            ai, bi, dot = engine.above_columns(dots, loose)
-            a = rows[ai]
-            phi = np.arccos(np.clip((dot + err) / (row_norm[ai] * centre_norms[bi]), -1.0, 1.0)) - 1e-7
-            lower = np.clip(phi - theta[bi], 0.0, math.pi)
-            keep = norms[a] * nmax[bi] * np.cos(lower) > threshold - 1e-9
-            if y is not None and gap is not None:
-                keep &= (y[a] - yhi[bi] < gap) & (ylo[bi] - y[a] < gap)
-            cand_parts.append((a[keep].astype(np.int32), bi[keep].astype(np.int32)))
-    cand_a = np.concatenate([part[0] for part in cand_parts])
-    cand_b = np.concatenate([part[1] for part in cand_parts]).astype(np.int64)
-    del cand_parts
+    err = engine.margin  # >= the proven error of each screened product x . c
 
     # Positions: outliers (in label order), then each cluster, members in label order.
     label = y if y is not None else np.zeros(n)
@@ -672,44 +620,82 @@ def _cluster_plan(
     mem_idx = np.flatnonzero(member)
     mem_idx = mem_idx[np.lexsort((mem_idx, label[mem_idx], cluster[mem_idx]))]
     order = np.concatenate([out_idx, mem_idx])
-    position = np.empty(n, dtype=np.int64)
-    position[order] = np.arange(n)
-    n_out = out_idx.size
+    del out_idx, mem_idx, outlier, member
+    position_type = np.int32 if n < 2**31 else np.int64
+    position = np.empty(n, dtype=position_type)
+    position[order] = np.arange(n, dtype=position_type)
+    n_out = n - int(counts.sum())
     starts = np.zeros(k + 1, dtype=np.int64)
     np.cumsum(counts, out=starts[1:])
     starts += n_out
-    y_pos = label[order] if y is not None else None
+    y_pos = label[order] if use_labels else None
 
-    # outliers against outliers: the band
-    tiles, products = _band_tiles(y_pos, 0, n_out, gap if y is not None else None, block_rows, block_cols)
-    # each cluster against the positions that may meet it, before its end (rows gathered, in
-    # label order, each chunk against the members its labels can reach)
-    cand_pos = position[cand_a]
-    before_end = cand_pos < starts[cand_b + 1]
-    cand_pos, cand_b = cand_pos[before_end], cand_b[before_end]
-    if y_pos is not None:
-        by_cluster = np.lexsort((cand_pos, y_pos[cand_pos], cand_b))
-    else:
-        by_cluster = np.lexsort((cand_pos, cand_b))
-    cand_pos, cand_b = cand_pos[by_cluster], cand_b[by_cluster]
-    bounds = np.searchsorted(cand_b, np.arange(k + 1))
-    for b in np.flatnonzero(bounds[1:] > bounds[:-1]):
-        rows = cand_pos[bounds[b] : bounds[b + 1]]
-        c0, c1 = int(starts[b]), int(starts[b + 1])
-        for r0 in range(0, rows.size, block_rows):
-            chunk = rows[r0 : r0 + block_rows]
-            lo, hi = c0, c1
-            if y_pos is not None and gap is not None:
-                lo = c0 + _conservative_band_start(y_pos[c0:c1], float(y_pos[chunk[0]]), gap)
-                hi = c0 + _conservative_band_end(y_pos[c0:c1], float(y_pos[chunk[-1]]), gap)
-            for cc in range(lo, hi, block_cols):
-                tiles.append((chunk, cc, min(hi, cc + block_cols)))
-                products += chunk.size * (min(hi, cc + block_cols) - cc)
+    def meets(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(position, cluster) pairs, for the rows at positions ``rows``, that the bound cannot rule
+        out and whose cluster ends after the row (the tile of that cluster computes the pair)."""
+        parts_p, parts_b = [], []
+        for s in range(0, rows.size, step):
+            pos = rows[s : s + step]
+            a = order[pos]
+            dots = engine.product(engine.take(a)[1], centres_screen)
+            row_norm = np.maximum(norms[a], 1e-30)
+            # dots + err > reach_cos |a| |c_B|, the row factor at its loosest in this block
+            loose = np.where(reach_cos >= 0, row_norm.min(), row_norm.max()) * reach_cos * centre_norms - err
+            ai, bi, dot = engine.above_columns(dots, loose)
+            phi = np.arccos(np.clip((dot + err) / (row_norm[ai] * centre_norms[bi]), -1.0, 1.0)) - 1e-7
+            lower = np.clip(phi - theta[bi], 0.0, math.pi)
+            keep = (norms[a[ai]] * nmax[bi] * np.cos(lower) > threshold - 1e-9) & (pos[ai] < starts[bi + 1])
+            if use_labels:
+                ya = label[a[ai]]
+                keep &= (ya - yhi[bi] < gap) & (ylo[bi] - ya < gap)
+            parts_p.append(pos[ai[keep]])
+            parts_b.append(bi[keep])
+        return np.concatenate(parts_p), np.concatenate(parts_b)
+
+    def cluster_tiles(p: np.ndarray, b: np.ndarray) -> Iterator[tuple[np.ndarray, int, int]]:
+        """Each cluster against its rows (in label order, each chunk of them against the members
+        its labels can reach)."""
+        by_cluster = np.lexsort((y_pos[p], b)) if y_pos is not None else np.argsort(b, kind="stable")
+        p, b = p[by_cluster], b[by_cluster]
+        edges = np.flatnonzero(np.r_[True, b[1:] != b[:-1], True])
+        for lo_edge, hi_edge in zip(edges[:-1], edges[1:], strict=True):
+            rows = p[lo_edge:hi_edge].astype(np.int64)
+            c0, c1 = int(starts[b[lo_edge]]), int(starts[b[lo_edge] + 1])
+            for r0 in range(0, rows.size, block_rows):
+                chunk = rows[r0 : r0 + block_rows]
+                lo, hi = c0, c1
+                if y_pos is not None and gap is not None:
+                    lo = c0 + _conservative_band_start(y_pos[c0:c1], float(y_pos[chunk[0]]), gap)
+                    hi = c0 + _conservative_band_end(y_pos[c0:c1], float(y_pos[chunk[-1]]), gap)
+                for cc in range(lo, hi, block_cols):
+                    yield chunk, cc, min(hi, cc + block_cols)
+
+    # The work, estimated on a sample of rows with the exact bound, against the band's.
+    outlier_tiles, outlier_products = _band_tiles(y_pos, 0, n_out, gap, block_rows, block_cols)
+    sample = np.sort(rng.choice(n, size=min(n, CLUSTER_ESTIMATE_ROWS), replace=False)).astype(position_type)
+    with engine.context():
+        centres_screen = engine.load(centres)
+        sample_p, sample_b = meets(sample)
+    tiles_est = float(sum(chunk.size * (c1 - c0) for chunk, c0, c1 in cluster_tiles(sample_p, sample_b)))
+    tiles_est *= n / sample.size
+    estimate = n * k + CLUSTER_TILE_COST * tiles_est + outlier_products
     note = (
-        f"{int(counts.astype(bool).sum())} clusters (cap {math.degrees(cap):.1f} deg), "
-        f"{n_out} outliers, {products / max(band_products, 1):.4f} of the band's products"
+        f"{int(counts.astype(bool).sum())} clusters (cap {math.degrees(cap):.1f} deg), {n_out} outliers, "
+        f"~{(tiles_est + outlier_products) / max(band_products, 1):.4f} of the band's products"
     )
-    return _Plan(order, tiles, products, "clusters", overhead=n * k, note=note)
+    if not force and estimate > PRUNE_PAYS * band_products:
+        log.info("cluster pruning not used: %s, ~%.3g products against the band's %.3g", note, estimate, band_products)
+        return None
+
+    def tiles() -> Iterator[tuple[Any, int, int]]:
+        yield from outlier_tiles
+        with engine.context():
+            chunk = max(step, CLUSTER_ROW_CHUNK)
+            for p0 in range(0, n, chunk):
+                rows = np.arange(p0, min(n, p0 + chunk), dtype=position_type)
+                yield from cluster_tiles(*meets(rows))
+
+    return _Plan(order, tiles(), int(tiles_est + outlier_products), "clusters", overhead=2 * n * k, note=note)
 
 
 def _band_plan(
@@ -730,19 +716,29 @@ def _run_tiles(
     """Per tile: positions (p, q), p < q, whose screened product is within the screen's margin of
     ``threshold`` or above, with a float32 value (rechecked from the stored rows after bfloat16).
 
-    Tiles with gathered rows (a cluster plan's) are small; on torch they run batched."""
-    small = [tile for tile in plan.tiles if not isinstance(tile[0], slice)]
+    Tiles with gathered rows (a cluster plan's) are small; on torch they run batched, collected
+    from the stream until a batch's worth is waiting."""
     with engine.context():
-        if engine.dev is None or not small:
+        if engine.dev is None:
             yield from _run_one_by_one(engine, plan.order, plan.tiles, threshold)
-        else:
-            big = [tile for tile in plan.tiles if isinstance(tile[0], slice)]
-            yield from _run_one_by_one(engine, plan.order, big, threshold)
-            yield from _run_batched(engine, plan.order, small, threshold)
+            return
+        waiting: list[tuple[Any, int, int]] = []
+        volume = 0
+        for tile in plan.tiles:
+            if isinstance(tile[0], slice):
+                yield from _run_one_by_one(engine, plan.order, [tile], threshold)
+                continue
+            waiting.append(tile)
+            volume += (tile[0].size + tile[2] - tile[1]) * engine.x.shape[1] * 6
+            if volume > 4 * TILE_BATCH_BYTES:
+                yield from _run_batched(engine, plan.order, waiting, threshold)
+                waiting, volume = [], 0
+        if waiting:
+            yield from _run_batched(engine, plan.order, waiting, threshold)
 
 
 def _run_one_by_one(
-    engine: _Engine, order: np.ndarray, tiles: list[tuple[Any, int, int]], threshold: float
+    engine: _Engine, order: np.ndarray, tiles: Iterable[tuple[Any, int, int]], threshold: float
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     cut = threshold - engine.margin
     last_rows: Any = None
@@ -877,27 +873,15 @@ def threshold_pairs(
     gap = float(max_label_gap) if use_labels else None
     index_type = np.int32 if n < 2**31 else np.int64
     plan = _band_plan(n, y, gap, block_rows, block_cols)
-    chosen: dict[str, _Engine] = {}
-    max_norm = 1.0
-
-    def engine_for(flops: float, norm: float) -> _Engine:
-        if "engine" not in chosen:
-            dev, bf16 = _choose_engine(device, screen, flops)
-            chosen["engine"] = _Engine(x, dev, bf16, norm * norm)
-        return chosen["engine"]
-
+    max_norm = max(1.0, float(_row_norms(x).max())) if n else 1.0
+    # the band's work decides the engine: pruning, where it pays, only makes it smaller
+    dev, bf16 = _choose_engine(device, screen, 2.0 * dim * plan.products)
+    engine = _Engine(x, dev, bf16, max_norm * max_norm)
     if prune == "clusters" or (prune == "auto" and n >= CLUSTER_MIN_N):
         pruned = _cluster_plan(
-            x, y, gap, threshold, plan.products, block_rows, block_cols,
-            force=prune == "clusters", engine_for=engine_for,
+            x, y, gap, threshold, plan.products, block_rows, block_cols, force=prune == "clusters", engine=engine
         )
-        if pruned is not None and (prune == "clusters" or CLUSTER_TILE_COST * pruned.products < plan.products):
-            plan = pruned
-    if "engine" not in chosen:
-        if n:
-            max_norm = max(1.0, float(_row_norms(x).max()))
-        engine_for(2.0 * dim * plan.products, max_norm)
-    engine = chosen["engine"]
+        plan = pruned if pruned is not None else plan
     log.info(
         "threshold_pairs: n=%d, %s plan (%.3g products%s), %s screen",
         n, plan.kind, plan.products, f"; {plan.note}" if plan.note else "", engine.describe(),
