@@ -482,6 +482,8 @@ def export_cmd(manifest: str, fmt: str, out: str, val_fraction: float, seed: int
 @click.option("--online-drc", is_flag=True, help="DRCDown every epoch on the model's own features.")
 @click.option("--val-fraction", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0, show_default=True,
               help="Validation split of the training manifest, by reference content.")
+@click.option("--val", "val_set", type=click.Path(dir_okay=False), default=None, metavar="CORPUS",
+              help="Validation set for model selection: a scored corpus or manifest (instead of --val-fraction).")
 @click.option("--report-test-best", is_flag=True, help="Also report the test-selected epoch (optimistic).")
 @click.option("--head-only", is_flag=True, help="Train a small regressor on precomputed embeddings.")
 @click.option("--embeddings", type=click.Path(file_okay=False), multiple=True,
@@ -494,7 +496,8 @@ def export_cmd(manifest: str, fmt: str, out: str, val_fraction: float, seed: int
 @click.option("--root", "roots", multiple=True, help=_ROOT_HELP)
 def train_cmd(
     manifest: str, out: str, evals: tuple[str, ...], epochs: int, batch_size: int, lr: float | None, weights: str,
-    arch: str, crop: int, test_crops: int, online_drc: bool, val_fraction: float, report_test_best: bool,
+    arch: str, crop: int, test_crops: int, online_drc: bool, val_fraction: float, val_set: str | None,
+    report_test_best: bool,
     head_only: bool, embeddings: tuple[str, ...], eval_embeddings: tuple[str, ...], device: str, workers: int | None,
     seed: int, roots: tuple[str, ...],
 ) -> None:
@@ -512,7 +515,7 @@ def train_cmd(
         raise click.BadParameter(f"no --eval set named {unknown[0]!r}", param_hint="--eval-embeddings")
     summary = train(
         manifest, out, eval_sets=eval_sets, head_only=head_only, embeddings=list(embeddings) or None,
-        eval_embeddings=eval_emb,
+        eval_embeddings=eval_emb, val_set=val_set,
         root=_root_option(roots), epochs=epochs, batch_size=batch_size, lr=lr, weights=weights, arch=arch,
         crop=crop, test_crops=test_crops, online_drc=online_drc, val_fraction=val_fraction,
         report_test_best=report_test_best, device=device, workers=workers, seed=seed,
@@ -521,6 +524,111 @@ def train_cmd(
 
     click.echo(summary_table(summary))
     click.echo(f"run folder: {out}")
+
+
+# ---- compare -----------------------------------------------------------------------------------
+
+_COMPARE_EPILOG = """
+Reproducing the paper's protocol (KADID-10k -> LIVEC, KonIQ-10k, BID) on a GPU machine: one compare
+per target, each with its preset's types; the bundled trainer (ResNet-50, 24 epochs, batch 32, the
+paper's learning rates), DRCDown online each epoch, the seven references the release leaves out of
+training as the validation set, and the paper's rule against every ablation row:
+
+\b
+  curate compare --corpus kadid.parquet --embeddings emb/kadid \\
+      --pool pool/corpus.parquet --pool-embeddings emb/pool \\
+      --types livec --eval livec=livec.parquet --eval-embeddings livec=emb/livec \\
+      --trainer full --online-drc --val-refs I06,I07,I18,I19,I53,I58,I70 \\
+      --seeds 3 --device cuda -o compare-livec
+  (then --types koniq with --eval koniq=..., and --types bid with --eval bid=...)
+
+Add --report-test-best to also tabulate the test-selected epoch the paper reports (optimistic).
+"""
+
+
+@cli.command("compare", epilog=_COMPARE_EPILOG)
+@click.option("--corpus", required=True, type=click.Path(exists=True, dir_okay=False), help="Training corpus.parquet.")
+@click.option("--embeddings", required=True, type=click.Path(exists=True, file_okay=False), help="Its embeddings.")
+@click.option("--pool", type=click.Path(exists=True, dir_okay=False), help="Candidate pool corpus (from 'curate synthesize').")
+@click.option("--pool-embeddings", type=click.Path(exists=True, file_okay=False), help="The pool's embeddings.")
+@click.option("--types", required=True, metavar="PRESET|1,3,10", help="Distortion types trained on (a preset or a list).")
+@click.option("--eval", "evals", multiple=True, required=True, metavar="NAME=CORPUS",
+              help="Target (test) set: a scored corpus Parquet file (repeatable).")
+@click.option("--eval-embeddings", multiple=True, metavar="NAME=DIR",
+              help="Embeddings of a target set (head-only training and the leak check need them).")
+@click.option("--variants", default=None, metavar="LIST",
+              help="Comma list of original, drc, ddc, paper, all-candidates, sized  [default: all the inputs allow]; "
+                   "original is always run (every difference is taken to it).")
+@click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Seeds per variant: each seed draws its own validation split, reshape and training seed.")
+@click.option("--trainer", type=click.Choice(["head-only", "full"]), default="head-only", show_default=True,
+              help="head-only: a small regressor on the embeddings (minutes on a CPU); full: the bundled image trainer.")
+@click.option("--online-drc", is_flag=True, help="With --trainer full: DRCDown each epoch on the model's features, as the paper.")
+@click.option("--val-fraction", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), default=0.25,
+              show_default=True, help="Share of the training references held out (per seed) to select the epoch.")
+@click.option("--val-refs", default=None, metavar="LIST|FILE",
+              help="Fixed validation references instead (ref_ids or their last part, e.g. I06; comma list or a file).")
+@click.option("--leak-threshold", type=click.FloatRange(-1.0, 1.0), default=0.95, show_default=True,
+              help="Cosine similarity above which a target image counts as a near-duplicate of training content.")
+@click.option("--exclude-leaks", is_flag=True, help="Drop training and pool contents that leak into a target set.")
+@click.option("--skip-leak-check", is_flag=True, help="Do not check the targets for near-duplicate training content.")
+@click.option("--epochs", type=click.IntRange(1), default=None, help="Training epochs [default: the trainer's, 24].")
+@click.option("--batch-size", type=click.IntRange(2), default=None, help="[default: the trainer's, 32]")
+@click.option("--lr", type=click.FloatRange(0.0, min_open=True), default=None, help="[default: the trainer's]")
+@click.option("--weights", default=None, help="--trainer full: backbone weights (imagenet, none or a FILE).")
+@click.option("--arch", type=click.Choice(["resnet50", "resnet34", "resnet18"]), default=None,
+              help="--trainer full: backbone [default: resnet50].")
+@click.option("--report-test-best", is_flag=True, help="Also tabulate the test-selected epoch (optimistic, labelled).")
+@click.option("--resamples", type=click.IntRange(min=100), default=2000, show_default=True, help="Bootstrap resamples.")
+@click.option("--device", default="auto", show_default=True, callback=_device_option, help="auto, cpu or cuda[:N].")
+@click.option("--workers", type=click.IntRange(0), default=None, help="Image loader processes (--trainer full).")
+@click.option("--root", "roots", multiple=True, help=_ROOT_HELP)
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Comparison folder.")
+def compare_command(
+    corpus: str, embeddings: str, pool: str | None, pool_embeddings: str | None, types: str,
+    evals: tuple[str, ...], eval_embeddings: tuple[str, ...], variants: str | None, seeds: int, trainer: str,
+    online_drc: bool, val_fraction: float, val_refs: str | None, leak_threshold: float, exclude_leaks: bool,
+    skip_leak_check: bool, epochs: int | None, batch_size: int | None, lr: float | None, weights: str | None,
+    arch: str | None, report_test_best: bool, resamples: int, device: str, workers: int | None,
+    roots: tuple[str, ...], output: str,
+) -> None:
+    """Run the method's ablation on your data (variants x seeds) and say, with intervals, whether it helps."""
+    from pathlib import Path
+
+    from curate.compare import CompareParams, compare, parse_variants
+    from curate.reshape.presets import parse_types
+
+    if (pool is None) != (pool_embeddings is None):
+        raise click.UsageError("--pool and --pool-embeddings go together")
+    try:
+        type_tuple = parse_types(types)
+        chosen = parse_variants(variants, have_pool=pool is not None)
+    except CurateError as exc:
+        raise click.BadParameter(str(exc)) from None
+    refs: tuple[str, ...] = ()
+    if val_refs:
+        text = Path(val_refs).read_text() if Path(val_refs).is_file() else val_refs
+        refs = tuple(part.strip() for part in text.replace("\n", ",").split(",") if part.strip())
+    train_settings = {
+        key: value
+        for key, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr), ("weights", weights),
+                           ("arch", arch), ("workers", workers))
+        if value is not None
+    }
+    params = CompareParams(
+        types=type_tuple, variants=chosen, seeds=seeds, trainer=trainer, online_drc=online_drc,
+        val_fraction=val_fraction, val_refs=refs, leak_check=not skip_leak_check, leak_threshold=leak_threshold,
+        exclude_leaks=exclude_leaks, resamples=resamples, report_test_best=report_test_best, device=device,
+        train=train_settings,
+    )
+    result = compare(
+        corpus, embeddings, output, eval_sets=_name_value_pairs(evals, "--eval"), params=params, pool=pool,
+        pool_embeddings=pool_embeddings, eval_embeddings=_name_value_pairs(eval_embeddings, "--eval-embeddings"),
+        root=_root_option(roots),
+    )
+    for line in result.lines():
+        click.echo(line)
+    click.echo(f"report: {Path(output) / 'index.html'}")
 
 
 # ---- demo --------------------------------------------------------------------------------------
