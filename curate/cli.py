@@ -126,6 +126,29 @@ def ingest_command(fmt: str, root: str, output: str, **options: Any) -> None:
         click.echo(f"scores: raw {norm['raw_min']:.6g} - {norm['raw_max']:.6g}, {direction} = better -> 0-10")
 
 
+@cli.command("ingest-refset")
+@click.argument("refset", type=click.Path(file_okay=False, path_type=str))
+@click.option("--corpus", required=True, type=click.Path(dir_okay=False),
+              help="Training corpus: its reference rows get train_ref.pkl's features (matched by file stem).")
+@click.option("--pool", required=True, type=click.Path(dir_okay=False),
+              help="Pool corpus: its reference rows get additional_ref.pkl's features (matched by file stem).")
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder for train/ and pool/ (embeddings) and candidate_order.txt.")
+def ingest_refset_command(refset: str, corpus: str, pool: str, out_dir: str) -> None:
+    """Read the SynDR-IQA release's REFSET folder (train_ref.pkl, additional_ref.pkl) without running pickled code.
+
+    Writes the release's ResNet-50 reference features as two embeddings folders keyed by the
+    corpora's sample_ids, and the candidates' order in additional_ref.pkl, which decides which of
+    two close candidates the release's DDCUp drops.
+    """
+    from curate.refset import ingest_refset
+
+    result = ingest_refset(refset, corpus, pool, out_dir)
+    click.echo(f"wrote {result.train_embeddings}: {result.train_references} training references ({result.dim}-d)")
+    click.echo(f"wrote {result.pool_embeddings}: {result.candidates} candidate references ({result.dim}-d)")
+    click.echo(f"wrote {result.candidate_order}: the candidates in the release's file order")
+
+
 @cli.command("validate")
 @click.argument("path", type=click.Path(exists=True, path_type=str))
 @click.option("--check-files", is_flag=True, help="Open every image of a corpus/manifest; exit 1 if any fails.")

@@ -79,19 +79,19 @@ def default_batch_size(device_type: str) -> int:
 
 
 @contextlib.contextmanager
-def folder_lock(out_dir: Path) -> Iterator[None]:
-    """Refuse a second concurrent run into the same folder (POSIX advisory lock)."""
+def folder_lock(out_dir: Path, verb: str = "embed") -> Iterator[None]:
+    """Refuse a second concurrent run of ``curate VERB`` into the same folder (POSIX advisory lock)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
         import fcntl
     except ImportError:  # not POSIX: no lock, atomic writes still protect each shard
         yield
         return
-    with open(out_dir / ".embed.lock", "a+") as handle:
+    with open(out_dir / f".{verb}.lock", "a+") as handle:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise CurateError(f"{out_dir}: another 'curate embed' is writing to this folder") from None
+            raise CurateError(f"{out_dir}: another 'curate {verb}' is writing to this folder") from None
         try:
             yield
         finally:
