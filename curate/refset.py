@@ -34,16 +34,17 @@ import hashlib
 import io
 import os
 import pickle
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from curate.embed.runner import DEFAULT_SHARD_SIZE, folder_lock
-from curate.embed.shards import corpus_identity, plan_shards
+from curate.embed.shards import Shard, corpus_identity, plan_shards
 from curate.embed.writer import ShardWriter, write_rejects
 from curate.errors import CurateError
 from curate.fsio import fingerprint
@@ -84,7 +85,7 @@ def _numpy_reconstructors() -> dict[str, Any]:
     }
 
 
-def _admitted() -> dict[tuple[str, str], Any]:
+def _admitted() -> Mapping[tuple[str, str], Any]:
     numpy_parts = _numpy_reconstructors()
     admitted: dict[tuple[str, str], Any] = {
         ("numpy", "ndarray"): np.ndarray,
@@ -96,9 +97,9 @@ def _admitted() -> dict[tuple[str, str], Any]:
         admitted[(f"{package}.multiarray", "_reconstruct")] = numpy_parts["_reconstruct"]
         admitted[(f"{package}.multiarray", "scalar")] = numpy_parts["scalar"]
         admitted[(f"{package}.numeric", "_frombuffer")] = numpy_parts["_frombuffer"]
-    for container in (list, tuple, dict, set, frozenset, bytearray):
-        admitted[("builtins", container.__name__)] = container
-    return admitted
+    for container in (list, tuple, dict, set, frozenset):
+        admitted[("builtins", container.__name__)] = container  # protocols 0-3 spell sets this way
+    return MappingProxyType(admitted)
 
 
 ADMITTED = _admitted()
@@ -114,8 +115,10 @@ class _RefSetUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         found = ADMITTED.get((module, name))
         if found is None:
+            dotted = f"{module}.{name}"
+            shown = dotted if dotted.isprintable() else repr(dotted)  # the message stays one line
             raise RefusedPickle(
-                f"{self.where}: refused to unpickle {module}.{name}: a RefSet file holds only names and "
+                f"{self.where}: refused to unpickle {shown}: a RefSet file holds only names and "
                 "numpy float32 arrays; nothing in the file was run"
             )
         return found
@@ -326,14 +329,25 @@ def _match(features: RefSetFeatures, corpus: Path) -> _Target:
     return _Target(corpus, ids, ref_ids, paths, [str(root / p) for p in paths], vectors, rows)
 
 
-def _write_embeddings(folder: Path, target: _Target, features: RefSetFeatures, encoder: dict[str, Any]) -> Path:
-    dim = int(target.vectors.shape[1])
+@dataclass(frozen=True)
+class _FolderPlan:
+    """One embeddings folder to write: its shards, their writer and the rows' vectors."""
+
+    folder: Path
+    target: _Target
+    writer: ShardWriter
+    shards: list[Shard]
+    rejects_meta: dict[str, Any]
+
+
+def _plan_folder(folder: Path, target: _Target, features: RefSetFeatures, encoder: dict[str, Any]) -> _FolderPlan:
+    """The shards of ``folder``; refuses a folder holding shards this run would not write the same way."""
     run_meta = make_metadata(
         "embeddings",
         params={"refset_file": Path(features.file).name},
         inputs={"corpus": fingerprint(target.corpus), "refset": fingerprint(features.file)},
         encoder=encoder,
-        dim=dim,
+        dim=int(target.vectors.shape[1]),
         dtype=DTYPE,
         corpus=corpus_identity(target.sample_ids, target.rel_paths),
         shard_size=DEFAULT_SHARD_SIZE,
@@ -342,26 +356,27 @@ def _write_embeddings(folder: Path, target: _Target, features: RefSetFeatures, e
             "read with a restricted unpickler and L2-normalised; not computed by curate"
         ],
     )
-    plan = plan_shards(target.sample_ids, target.abs_paths, target.rel_paths, DEFAULT_SHARD_SIZE)
+    shards = plan_shards(target.sample_ids, target.abs_paths, target.rel_paths, DEFAULT_SHARD_SIZE)
     writer = ShardWriter(folder, run_meta)
-    planned = {shard.name for shard in plan}
+    planned = {shard.name for shard in shards}
     for existing in sorted(folder.glob(EMBEDDING_SHARD_GLOB)):
         if existing.name not in planned:
             raise CurateError(f"{existing}: a shard this run would not write; use a new output folder")
         writer.check_compatible(existing, read_metadata(existing))
-    row_of = {sid: k for k, sid in enumerate(target.sample_ids)}
-    for shard in plan:
-        rows = [row_of[sid] for sid in shard.sample_ids]
-        writer.write(shard, list(shard.sample_ids), target.vectors[rows], [])
     rejects_meta = make_metadata(
-        "rejects",
-        params=run_meta["params"],
-        inputs=run_meta["inputs"],
-        encoder=encoder,
-        corpus=run_meta["corpus"],
+        "rejects", params=run_meta["params"], inputs=run_meta["inputs"], encoder=encoder, corpus=run_meta["corpus"]
     )
-    write_rejects(folder, [], rejects_meta)
-    return folder
+    return _FolderPlan(folder, target, writer, shards, rejects_meta)
+
+
+def _write_folder(plan: _FolderPlan) -> Path:
+    """Write every shard (atomically, one file each) and an empty rejects table."""
+    row_of = {sid: k for k, sid in enumerate(plan.target.sample_ids)}
+    for shard in plan.shards:
+        rows = [row_of[sid] for sid in shard.sample_ids]
+        plan.writer.write(shard, list(shard.sample_ids), plan.target.vectors[rows], [])
+    write_rejects(plan.folder, [], plan.rejects_meta)
+    return plan.folder
 
 
 @dataclass(frozen=True)
@@ -410,8 +425,12 @@ def ingest_refset(
     out = Path(out_dir)
     order_names = [pool_target.ref_ids[row] for row in pool_target.row_of_name.tolist()]
     with folder_lock(out, verb="ingest-refset"):
-        train_dir = _write_embeddings(out / TRAIN_FOLDER, train_target, train, encoder)
-        pool_dir = _write_embeddings(out / POOL_FOLDER, pool_target, candidates, encoder)
+        # both folders are checked before either is written
+        plans = [
+            _plan_folder(out / TRAIN_FOLDER, train_target, train, encoder),
+            _plan_folder(out / POOL_FOLDER, pool_target, candidates, encoder),
+        ]
+        train_dir, pool_dir = (_write_folder(plan) for plan in plans)
         order_file = write_candidate_order(
             out / ORDER_FILE_NAME,
             order_names,

@@ -285,11 +285,12 @@ def test_refused_pickle_fails_the_verb_in_one_line(release):
 def test_a_folder_of_other_embeddings_is_not_overwritten(release):
     from reshape_helpers import write_embeddings
 
-    other = write_embeddings(release["out"] / "train", ["kadid/I01"], np.eye(1, 4, dtype=np.float32))
+    other = write_embeddings(release["out"] / "pool", ["pool/owl-3"], np.eye(1, 4, dtype=np.float32))
     before = (other / "part-00000.parquet").read_bytes()
     result = run_ingest(release)
     assert result.exit_code == 1 and "different encoder" in result.stderr
     assert (other / "part-00000.parquet").read_bytes() == before
+    assert not (release["out"] / "train").exists()  # checked before anything is written
 
 
 def test_a_concurrent_run_is_refused(release):
@@ -297,3 +298,13 @@ def test_a_concurrent_run_is_refused(release):
         result = run_ingest(release)
     assert result.exit_code == 1 and "another 'curate ingest-refset' is writing" in result.stderr
     assert not any(release["out"].rglob("part-*.parquet"))
+
+
+def test_a_refused_name_with_a_newline_stays_on_one_line(tmp_path):
+    # STACK_GLOBAL takes any two strings: a module name may hold a newline
+    data = b"\x80\x04\x8c\x08evil\nmod\x94\x8c\x06system\x94\x93\x94."
+    path = tmp_path / "r.pkl"
+    path.write_bytes(data)
+    with pytest.raises(RefusedPickle, match=r"refused to unpickle 'evil\\nmod.system'") as info:
+        load_refset_pickle(path)
+    assert "\n" not in str(info.value)
