@@ -1,7 +1,10 @@
-"""File-system helpers shared by every step: atomic writes, input fingerprints, the command line.
+"""File-system helpers shared by every step: atomic writes, folder locks, fingerprints, the command line.
 
 Every output goes through :func:`atomic_path`, so a killed run leaves at most a hidden temporary
-file, never a file under the final name that looks complete.
+file, never a file under the final name that looks complete. A step that writes many files into
+one folder (``embed``, ``synthesize``) holds :func:`folder_lock` on it, so a second run into the
+same folder is refused, and removes the temporaries a killed run left there
+(:func:`remove_stale_temporaries`) once it holds the lock.
 """
 
 from __future__ import annotations
@@ -9,9 +12,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+from curate.errors import CurateError
 
 # Files up to this size are fingerprinted by content; larger ones by size and mtime.
 SHA256_LIMIT_BYTES = 64 * 1024 * 1024
@@ -32,9 +38,70 @@ def command_line() -> list[str]:
     return ["curate", *sys.argv[1:]]
 
 
+# The lock file every writing step takes in its output folder (one name, so two different steps
+# into one folder also exclude each other).
+LOCK_NAME = ".curate.lock"
+_TEMPORARY_GLOB = ".*.tmp-*"
+
+
 def temporary_name(path: Path) -> Path:
     """Hidden sibling name used while ``path`` is being written."""
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike[str], verb: str) -> Iterator[Path]:
+    """Hold the folder's lock file (``.curate.lock``) while ``curate VERB`` writes into ``folder``.
+
+    A second run into the same folder, of any verb, is refused at once with a
+    :class:`~curate.errors.CurateError` naming the lock file and the run holding it. The lock is a
+    POSIX advisory lock (``flock``): the system releases it when its process ends, however it
+    ends, so a killed run never leaves the folder locked. Where ``fcntl`` does not exist there is
+    no lock (atomic writes still protect each file). Yields the lock file's path.
+    """
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    lock = out / LOCK_NAME
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield lock
+        return
+    with open(lock, "a+") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "curate"
+            raise CurateError(
+                f"{out}: another run ({holder}) is writing to this folder and holds its lock {lock}; "
+                "wait for it to finish or write to another folder"
+            ) from None
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"curate {verb}, pid {os.getpid()}\n")
+            handle.flush()
+            yield lock
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def remove_stale_temporaries(folder: str | os.PathLike[str]) -> int:
+    """Remove the hidden temporaries (``.NAME.tmp-PID``) a killed run left in ``folder``.
+
+    Call it only while holding :func:`folder_lock` on ``folder``: then no other run is writing
+    there, and every temporary is a leftover. Returns how many were removed.
+    """
+    removed = 0
+    for stale in Path(folder).glob(_TEMPORARY_GLOB):
+        with contextlib.suppress(OSError):
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale)
+            else:
+                stale.unlink()
+            removed += 1
+    return removed
 
 
 @contextlib.contextmanager
@@ -56,8 +123,6 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             if tmp.is_dir():
-                import shutil
-
                 shutil.rmtree(tmp)
             else:
                 tmp.unlink()
