@@ -149,6 +149,50 @@ def validate_command(path: str, check_files: bool, workers: int | None, rejects:
         raise CurateError(f"{path}: {len(report.failures)} of {report.checked_files} images failed to open")
 
 
+@cli.command("adopt")
+@click.argument("edited", type=click.Path(exists=True, dir_okay=False))
+@click.option("--like", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="The curate corpus or manifest the rows were taken from.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Table to write.")
+def adopt_command(edited: str, like: str, output: str) -> None:
+    """Make EDITED (rows of --like filtered and saved by pandas, HF datasets, ...) a curate table again.
+
+    Every row must be a row of --like with the same values (only split, and a manifest's weight,
+    may differ); the output carries --like's metadata (roots, provenance) and a note of the edit.
+    """
+    from curate.adopt import adopt
+
+    result = adopt(edited, like, output)
+    click.echo(f"wrote {result.path}: {result.fmt}, {result.rows} of the {result.source_rows} rows of {like}")
+    for name, count in result.changed.items():
+        if count:
+            click.echo(f"  {name} edited in {count} row(s)")
+    if result.dropped_columns:
+        click.echo(f"  dropped columns not in the {result.fmt} format: {', '.join(result.dropped_columns)}")
+
+
+@cli.command("exclude")
+@click.argument("table", type=click.Path(exists=True, dir_okay=False))
+@click.option("--rejects", "rejects", required=True, multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="A rejects table (embed's EMB_DIR/rejects.parquet, validate --rejects, ...); repeatable.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Table to write.")
+def exclude_command(table: str, rejects: tuple[str, ...], output: str) -> None:
+    """Write the corpus or manifest TABLE without the rows listed in rejects tables.
+
+    Use the new table (with the same embeddings folder) where TABLE was refused for samples that
+    'curate embed' rejected.
+    """
+    from curate.adopt import exclude
+
+    result = exclude(table, list(rejects), output)
+    click.echo(
+        f"wrote {result.path}: {result.rows} of the {result.source_rows} rows of {table} "
+        f"({result.source_rows - result.rows} left out)"
+    )
+    if result.not_in_table:
+        click.echo(f"  {result.not_in_table} listed reject(s) were not rows of {table}")
+
+
 # ---- synthesize / demo corpus ------------------------------------------------------------------
 
 
