@@ -550,8 +550,11 @@ def train(
     # A {source: root} override also serves the eval sets' sources; a single root is the manifest's.
     eval_root = root if isinstance(root, Mapping) else None
     eval_images = {name: _eval_dataset(path, eval_root) for name, path in eval_sets.items()}
-    out = Path(out_dir)  # created only once the inputs have been read
-    out.mkdir(parents=True, exist_ok=True)
+    # The run folder is made by the run's first file (the checkpoint after the first epoch), so a
+    # run that fails before that (bad input, device or weights) leaves no folder behind.
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise CurateError(f"{out}: exists and is not a folder (-o names the run folder)")
     for name, path in eval_sets.items():
         inputs[f"eval:{name}"] = fingerprint(path)
     device = pick_device(config.device)
