@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import sys
 import traceback
+import warnings
 from typing import Any
 
 import click
 
 from curate import __version__
-from curate.errors import CurateError
+from curate.errors import CurateError, CurateWarning
 from curate.fsio import set_command_line
 
 
@@ -28,7 +29,10 @@ class CurateGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         debug = bool(ctx.params.get("debug"))
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                warnings.simplefilter("always", CurateWarning)
+                warnings.showwarning = _show_curate_warnings(warnings.showwarning)
+                return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except CurateError as exc:
@@ -45,6 +49,18 @@ class CurateGroup(click.Group):
             else:
                 click.echo(f"error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)", err=True)
             ctx.exit(1)
+
+
+def _show_curate_warnings(show_others: Any) -> Any:
+    """A ``warnings.showwarning`` printing curate's own warnings as one ``warning: ...`` line."""
+
+    def show(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, CurateWarning):
+            click.echo(f"warning: {message}", err=True)
+        else:
+            show_others(message, category, *args, **kwargs)
+
+    return show
 
 
 @click.group(cls=CurateGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -296,8 +312,6 @@ def embed_command(
     actors: int | None, shard_size: int, max_rejects: int, quiet: bool,
 ) -> None:
     """Embed every image of CORPUS into Parquet shards in OUTPUT."""
-    import warnings
-
     from curate.embed import embed_corpus
 
     with warnings.catch_warnings():

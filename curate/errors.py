@@ -1,4 +1,4 @@
-"""Errors that the CLI turns into a one-line message and exit code 1."""
+"""Errors that the CLI turns into a one-line message and exit code 1 (2 for :class:`UsageError`), and warnings."""
 
 
 class CurateError(Exception):
@@ -15,3 +15,7 @@ class ImageError(CurateError):
 
 class WeightsUnavailable(CurateError):
     """Model weights are neither on this machine nor downloadable from here."""
+
+
+class CurateWarning(UserWarning):
+    """Something skipped or doubtful that the user should see; the CLI prints it as ``warning: ...``."""
