@@ -1,7 +1,8 @@
 """The ``curate`` command line: one small function per verb; each calls one library function.
 
 Exit codes: 0 success, 1 failure (one line naming the file/row/option; a traceback with
-``--debug``), 2 usage error.
+``--debug``), 2 usage error (also an option value the inputs show to be wrong, e.g. an unknown
+``--root SOURCE=DIR``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 import click
 
 from curate import __version__
-from curate.errors import CurateError, CurateWarning
+from curate.errors import CurateError, CurateWarning, UsageError
 from curate.fsio import set_command_line
 
 
@@ -35,6 +36,11 @@ class CurateGroup(click.Group):
                 return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
+        except UsageError as exc:
+            if debug:
+                traceback.print_exc()
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
         except CurateError as exc:
             if debug:
                 traceback.print_exc()
@@ -502,7 +508,7 @@ def _root_option(values: tuple[str, ...]) -> Any:
     return _name_value_pairs(values, "--root")
 
 
-_ROOT_HELP = "Image root override: DIR for every source, or SOURCE=DIR (repeatable)."
+_ROOT_HELP = "Image root override: DIR for every source, or SOURCE=DIR (repeatable; SOURCE must be in the tables)."
 
 
 @cli.command("export")

@@ -5,7 +5,8 @@ manifest metadata (``roots``: {source: absolute root}); a corpus records one ``r
 resolve these to absolute paths, or against a ``root=`` override when the images have moved:
 
 * a string or path: one root for every source;
-* a mapping {source: root}: overrides for those sources, the recorded root for the rest.
+* a mapping {source: root}: overrides for those sources, the recorded root for the rest; a
+  source the table does not have is refused (:class:`~curate.errors.UsageError`), never ignored.
 
 ``manifests/USING.md`` shows each way to load a manifest in a few lines.
 """
@@ -13,14 +14,14 @@ resolve these to absolute paths, or against a ``root=`` override when the images
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from curate.errors import CurateError, ImageError, TableError
+from curate.errors import CurateError, ImageError, TableError, UsageError
 from curate.images import load_rgb
 from curate.schema import corpus_root, read_frame
 
@@ -60,15 +61,35 @@ def resolve_roots(
     return out
 
 
+def check_root_sources(root: RootOverride, sources: Iterable[str], where: str) -> None:
+    """Refuse a {source: root} override naming a source that is not among ``sources`` of ``where``.
+
+    A mistyped source would otherwise be ignored and the images read from the recorded root.
+    Raises :class:`~curate.errors.UsageError` naming the sources there are.
+    """
+    if not isinstance(root, Mapping):
+        return
+    known = sorted(set(sources))
+    unknown = sorted(set(map(str, root)) - set(known))
+    if unknown:
+        raise UsageError(
+            f"--root {unknown[0]}=DIR: {where} has no source {unknown[0]!r} (its sources: {', '.join(known)})"
+        )
+
+
 def read_samples(
-    path: str | os.PathLike[str], root: RootOverride = None
+    path: str | os.PathLike[str], root: RootOverride = None, *, check_root: bool = True
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Read a manifest or a corpus table with an added ``image_path`` column (absolute paths).
 
-    Returns (frame, metadata); rows in file order (sorted by ``sample_id``).
+    Returns (frame, metadata); rows in file order (sorted by ``sample_id``). ``check_root``: refuse
+    a {source: root} override for a source the table does not have (see :func:`check_root_sources`;
+    off when the same override also serves other tables, whose caller checks them together).
     """
     frame, meta = read_frame(path, ("manifest", "corpus"))
     sources = sorted(frame["source"].astype(str).unique().tolist())
+    if check_root:
+        check_root_sources(root, sources, str(path))
     roots = resolve_roots(recorded_roots(meta, meta["format"], str(path)), sources, root, str(path))
     frame[IMAGE_PATH] = [str(roots[s] / p) for s, p in zip(frame["source"].astype(str), frame["path"].astype(str), strict=True)]
     return frame, meta
@@ -99,13 +120,15 @@ class ManifestDataset:
         manifest: str | os.PathLike[str] | pd.DataFrame,
         root: RootOverride = None,
         transform: Callable[[np.ndarray], Any] | None = None,
+        *,
+        check_root: bool = True,
     ) -> None:
         if isinstance(manifest, pd.DataFrame):
             if IMAGE_PATH not in manifest.columns:
                 raise CurateError(f"ManifestDataset: a DataFrame needs an {IMAGE_PATH!r} column (use read_manifest)")
             frame, where = manifest, "DataFrame"
         else:
-            frame, _ = read_samples(manifest, root)
+            frame, _ = read_samples(manifest, root, check_root=check_root)
             where = str(manifest)
         if frame["score"].isna().any():
             row = int(np.flatnonzero(frame["score"].isna().to_numpy())[0])

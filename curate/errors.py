@@ -5,6 +5,10 @@ class CurateError(Exception):
     """A failure the user can act on. The message names the file, row or option at fault."""
 
 
+class UsageError(CurateError):
+    """An option value that the inputs show to be wrong (e.g. a ``--root`` source the table lacks): exit 2."""
+
+
 class TableError(CurateError):
     """A table (corpus, embeddings, manifest, decisions) is malformed or does not fit."""
 
