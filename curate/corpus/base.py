@@ -349,13 +349,23 @@ def mat_strings(value: np.ndarray) -> list[str]:
     return out
 
 
+def cell_text(value: Any) -> str:
+    """A label-file cell as a message shows it: ``'abc'``, ``'inf'``, or ``empty`` (blank or NaN)."""
+    if value is None or (isinstance(value, (float, np.floating)) and np.isnan(value)):
+        return "empty"
+    text = str(value.item() if isinstance(value, np.generic) else value).strip()
+    return repr(text) if text else "empty"
+
+
 def to_float(values: pd.Series, where: str, column: str, row_labels: Sequence[str]) -> np.ndarray:
     """Numeric scores, or an error naming the first row that is not a finite number."""
     numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
     bad = ~np.isfinite(numbers)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise IngestError(f"{where}: {row_labels[i]}: {column} {values.iloc[i]!r} is not a finite number")
+        cell = cell_text(values.iloc[i])
+        what = f"{column} is empty or NaN" if cell in ("empty", "'nan'", "'NaN'") else f"{column} {cell}"
+        raise IngestError(f"{where}: {row_labels[i]}: {what}, not a finite number")
     return numbers
 
 
