@@ -49,6 +49,12 @@ class CurateGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("error: interrupted", err=True)
             ctx.exit(1)
+        except OSError as exc:  # a file or folder the system refused: name it, in one line
+            if debug:
+                traceback.print_exc()
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"error: {where}{exc.strerror or exc}", err=True)
+            ctx.exit(1)
         except Exception as exc:  # an unexpected failure: still one line unless --debug
             if debug:
                 traceback.print_exc()

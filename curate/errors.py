@@ -13,6 +13,13 @@ class TableError(CurateError):
     """A table (corpus, embeddings, manifest, decisions) is malformed or does not fit."""
 
 
+class OutputError(CurateError, OSError):
+    """An output cannot be written where asked (no permission, read-only, disk full).
+
+    Also an ``OSError``, so code that records failed writes (as rejects) still catches it.
+    """
+
+
 class ImageError(CurateError):
     """One image cannot be used; callers record it as a reject instead of failing the run."""
 

@@ -10,6 +10,7 @@ same folder is refused, and removes the temporaries a killed run left there
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import shutil
@@ -17,7 +18,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from curate.errors import CurateError
+from curate.errors import CurateError, OutputError
 
 # Files up to this size are fingerprinted by content; larger ones by size and mtime.
 SHA256_LIMIT_BYTES = 64 * 1024 * 1024
@@ -60,14 +61,19 @@ def folder_lock(folder: str | os.PathLike[str], verb: str) -> Iterator[Path]:
     no lock (atomic writes still protect each file). Yields the lock file's path.
     """
     out = Path(folder)
-    out.mkdir(parents=True, exist_ok=True)
     lock = out / LOCK_NAME
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        handle = open(lock, "a+")  # closed below
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot write into this folder ({_reason(exc)})") from None
     try:
         import fcntl
     except ImportError:  # not POSIX
-        yield lock
+        with handle:
+            yield lock
         return
-    with open(lock, "a+") as handle:
+    with handle:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -112,7 +118,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     name is left untouched.
     """
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{final}: cannot create its folder ({_reason(exc)})") from None
     tmp = temporary_name(final)
     try:
         yield tmp
@@ -120,13 +129,24 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             with open(tmp, "rb") as handle:
                 os.fsync(handle.fileno())
         os.replace(tmp, final)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             if tmp.is_dir():
                 shutil.rmtree(tmp)
             else:
                 tmp.unlink()
+        if isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS:
+            # Name the output the user asked for, not the temporary name it was being written under.
+            raise OutputError(f"{final}: cannot write it ({_reason(exc)})") from None
         raise
+
+
+# Failures of the place being written to (not of the data being written).
+_WRITE_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT})
+
+
+def _reason(exc: OSError) -> str:
+    return os.strerror(exc.errno) if exc.errno else str(exc)
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
