@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -103,13 +103,26 @@ def read_manifest(path: str | os.PathLike[str], root: RootOverride = None) -> pd
     return frame
 
 
+class ManifestItem(NamedTuple):
+    """One item of a :class:`ManifestDataset`; a DataLoader batches each field."""
+
+    image: Any  # HxWx3 uint8 RGB array, or what ``transform`` made of it
+    score: float  # 0-10, higher = better
+    sample_id: str
+    weight: float  # the manifest's ``weight`` column (1.0 for a corpus, which has none)
+
+
 class ManifestDataset:
     """A PyTorch map-style Dataset over a manifest (or a corpus with scores).
 
-    ``dataset[i]`` is ``(image, score, sample_id)``: ``image`` is the HxWx3 uint8 RGB array from
-    :func:`curate.images.load_rgb` passed through ``transform`` when given (e.g. a torchvision
-    transform that accepts arrays, or ``lambda a: torch.from_numpy(a).permute(2, 0, 1)``),
-    ``score`` a float on 0-10 (higher = better) and ``sample_id`` a string.
+    ``dataset[i]`` is a :class:`ManifestItem` ``(image, score, sample_id, weight)``: ``image`` is
+    the HxWx3 uint8 RGB array from :func:`curate.images.load_rgb` (writable, so
+    ``torch.from_numpy`` takes it without a warning) passed through ``transform`` when given (e.g.
+    a torchvision ``v2`` transform, which accepts arrays), ``score`` a float on 0-10 (higher =
+    better), ``sample_id`` a string and ``weight`` the row's sample weight (float; 1.0 for a
+    corpus). The dataset pickles, so DataLoader workers may be started with any method
+    (``multiprocessing_context="spawn"``) as long as ``transform`` pickles too (a module-level
+    function or a torchvision transform, not a lambda).
 
     ``manifest`` is a path to a manifest/corpus Parquet file or a frame from :func:`read_manifest`.
     A missing or unreadable image raises :class:`~curate.errors.ImageError` naming the sample and path.
@@ -137,6 +150,10 @@ class ManifestDataset:
         self.sample_ids: list[str] = self.frame["sample_id"].astype(str).tolist()
         self.paths: list[str] = self.frame[IMAGE_PATH].astype(str).tolist()
         self.scores = self.frame["score"].to_numpy(dtype=np.float32)
+        if "weight" in self.frame.columns:
+            self.weights = self.frame["weight"].to_numpy(dtype=np.float32)
+        else:
+            self.weights = np.ones(len(self.frame), dtype=np.float32)
         self.transform = transform
 
     def __len__(self) -> int:
@@ -150,8 +167,8 @@ class ManifestDataset:
         except ImageError as exc:
             raise ImageError(f"sample {sample_id!r}: image {path}: {exc}") from None
 
-    def __getitem__(self, index: int) -> tuple[Any, float, str]:
+    def __getitem__(self, index: int) -> ManifestItem:
         image = self.load(index)
         if self.transform is not None:
             image = self.transform(image)
-        return image, float(self.scores[index]), self.sample_ids[index]
+        return ManifestItem(image, float(self.scores[index]), self.sample_ids[index], float(self.weights[index]))
