@@ -3,9 +3,9 @@
 :func:`validate` detects what ``path`` is from its ``curate`` metadata (corpus, manifest,
 decisions, rejects) or, for a folder, reads it as embeddings shards; the shared readers in
 :mod:`curate.schema` do the checking. An embeddings folder must also be complete: every sample its
-run was given (the shards' ``corpus.samples``) is in a finished shard, embedded or rejected. With ``check_files`` every image of a corpus or manifest is
-opened with :func:`curate.images.load_rgb` and each failure is reported (optionally written as a
-rejects table).
+run was given (the shards' ``corpus.samples``) is in a finished shard, embedded or rejected. With
+``check_files`` every image of a corpus or manifest is opened with :func:`curate.images.load_rgb`
+and each failure is reported (optionally written as a rejects table).
 """
 
 from __future__ import annotations

@@ -550,7 +550,7 @@ def train(
     # A {source: root} override also serves the eval sets' sources; a single root is the manifest's.
     eval_root = root if isinstance(root, Mapping) else None
     eval_images = {name: _eval_dataset(path, eval_root) for name, path in eval_sets.items()}
-    sources = [s for ds in (images, *eval_images.values()) for s in ds.frame["source"].astype(str)]
+    sources = {s for ds in (images, *eval_images.values()) for s in ds.frame["source"].astype(str).unique()}
     check_root_sources(root, sources, str(manifest_path) + (" or its --eval sets" if eval_sets else ""))
     # The run folder is made by the run's first file (the checkpoint after the first epoch), so a
     # run that fails before that (bad input, device or weights) leaves no folder behind.
