@@ -1,19 +1,21 @@
 """The ``curate`` command line: one small function per verb; each calls one library function.
 
 Exit codes: 0 success, 1 failure (one line naming the file/row/option; a traceback with
-``--debug``), 2 usage error.
+``--debug``), 2 usage error (also an option value the inputs show to be wrong, e.g. an unknown
+``--root SOURCE=DIR``).
 """
 
 from __future__ import annotations
 
 import sys
 import traceback
+import warnings
 from typing import Any
 
 import click
 
 from curate import __version__
-from curate.errors import CurateError
+from curate.errors import CurateError, CurateWarning, UsageError
 from curate.fsio import set_command_line
 
 
@@ -28,9 +30,17 @@ class CurateGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         debug = bool(ctx.params.get("debug"))
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                warnings.simplefilter("always", CurateWarning)
+                warnings.showwarning = _show_curate_warnings(warnings.showwarning)
+                return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
+        except UsageError as exc:
+            if debug:
+                traceback.print_exc()
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
         except CurateError as exc:
             if debug:
                 traceback.print_exc()
@@ -39,12 +49,30 @@ class CurateGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("error: interrupted", err=True)
             ctx.exit(1)
+        except OSError as exc:  # a file or folder the system refused: name it, in one line
+            if debug:
+                traceback.print_exc()
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"error: {where}{exc.strerror or exc}", err=True)
+            ctx.exit(1)
         except Exception as exc:  # an unexpected failure: still one line unless --debug
             if debug:
                 traceback.print_exc()
             else:
                 click.echo(f"error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)", err=True)
             ctx.exit(1)
+
+
+def _show_curate_warnings(show_others: Any) -> Any:
+    """A ``warnings.showwarning`` printing curate's own warnings as one ``warning: ...`` line."""
+
+    def show(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, CurateWarning):
+            click.echo(f"warning: {message}", err=True)
+        else:
+            show_others(message, category, *args, **kwargs)
+
+    return show
 
 
 @click.group(cls=CurateGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -172,6 +200,50 @@ def validate_command(path: str, check_files: bool, workers: int | None, rejects:
         raise CurateError(f"{path}: {len(report.failures)} of {report.checked_files} images failed to open")
 
 
+@cli.command("adopt")
+@click.argument("edited", type=click.Path(exists=True, dir_okay=False))
+@click.option("--like", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="The curate corpus or manifest the rows were taken from.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Table to write.")
+def adopt_command(edited: str, like: str, output: str) -> None:
+    """Make EDITED (rows of --like filtered and saved by pandas, HF datasets, ...) a curate table again.
+
+    Every row must be a row of --like with the same values (only split, and a manifest's weight,
+    may differ); the output carries --like's metadata (roots, provenance) and a note of the edit.
+    """
+    from curate.adopt import adopt
+
+    result = adopt(edited, like, output)
+    click.echo(f"wrote {result.path}: {result.fmt}, {result.rows} of the {result.source_rows} rows of {like}")
+    for name, count in result.changed.items():
+        if count:
+            click.echo(f"  {name} edited in {count} row(s)")
+    if result.dropped_columns:
+        click.echo(f"  dropped columns not in the {result.fmt} format: {', '.join(result.dropped_columns)}")
+
+
+@cli.command("exclude")
+@click.argument("table", type=click.Path(exists=True, dir_okay=False))
+@click.option("--rejects", "rejects", required=True, multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="A rejects table (embed's EMB_DIR/rejects.parquet, validate --rejects, ...); repeatable.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Table to write.")
+def exclude_command(table: str, rejects: tuple[str, ...], output: str) -> None:
+    """Write the corpus or manifest TABLE without the rows listed in rejects tables.
+
+    Use the new table (with the same embeddings folder) where TABLE was refused for samples that
+    'curate embed' rejected.
+    """
+    from curate.adopt import exclude
+
+    result = exclude(table, list(rejects), output)
+    click.echo(
+        f"wrote {result.path}: {result.rows} of the {result.source_rows} rows of {table} "
+        f"({result.source_rows - result.rows} left out)"
+    )
+    if result.not_in_table:
+        click.echo(f"  {result.not_in_table} listed reject(s) were not rows of {table}")
+
+
 # ---- synthesize / demo corpus ------------------------------------------------------------------
 
 
@@ -275,8 +347,6 @@ def embed_command(
     actors: int | None, shard_size: int, max_rejects: int, quiet: bool,
 ) -> None:
     """Embed every image of CORPUS into Parquet shards in OUTPUT."""
-    import warnings
-
     from curate.embed import embed_corpus
 
     with warnings.catch_warnings():
@@ -467,7 +537,7 @@ def _root_option(values: tuple[str, ...]) -> Any:
     return _name_value_pairs(values, "--root")
 
 
-_ROOT_HELP = "Image root override: DIR for every source, or SOURCE=DIR (repeatable)."
+_ROOT_HELP = "Image root override: DIR for every source, or SOURCE=DIR (repeatable; SOURCE must be in the tables)."
 
 
 @cli.command("export")

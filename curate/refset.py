@@ -43,11 +43,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from curate.embed.runner import DEFAULT_SHARD_SIZE, folder_lock
+from curate.embed.runner import DEFAULT_SHARD_SIZE
 from curate.embed.shards import Shard, corpus_identity, plan_shards
 from curate.embed.writer import ShardWriter, write_rejects
 from curate.errors import CurateError
-from curate.fsio import fingerprint
+from curate.fsio import fingerprint, folder_lock
 from curate.reshape.candidate_order import ORDER_FILE_NAME, write_candidate_order
 from curate.schema import EMBEDDING_SHARD_GLOB, corpus_root, make_metadata, read_corpus, read_metadata
 
@@ -424,7 +424,7 @@ def ingest_refset(
     encoder = release_encoder(train, candidates)
     out = Path(out_dir)
     order_names = [pool_target.ref_ids[row] for row in pool_target.row_of_name.tolist()]
-    with folder_lock(out, verb="ingest-refset"):
+    with folder_lock(out, "ingest-refset"):
         # both folders are checked before either is written
         plans = [
             _plan_folder(out / TRAIN_FOLDER, train_target, train, encoder),

@@ -18,8 +18,8 @@ from click.testing import CliRunner
 from reshape_helpers import corpus_rows, write_corpus
 
 from curate.cli import cli
-from curate.embed.runner import folder_lock
 from curate.errors import CurateError
+from curate.fsio import folder_lock
 from curate.refset import RefusedPickle, load_refset_pickle, match_by_stem
 from curate.reshape.candidate_order import read_candidate_order
 from curate.schema import read_embeddings, read_metadata, same_encoder
@@ -294,9 +294,9 @@ def test_a_folder_of_other_embeddings_is_not_overwritten(release):
 
 
 def test_a_concurrent_run_is_refused(release):
-    with folder_lock(release["out"], verb="ingest-refset"):
+    with folder_lock(release["out"], "ingest-refset"):
         result = run_ingest(release)
-    assert result.exit_code == 1 and "another 'curate ingest-refset' is writing" in result.stderr
+    assert result.exit_code == 1 and "another run" in result.stderr and ".curate.lock" in result.stderr
     assert not any(release["out"].rglob("part-*.parquet"))
 
 
