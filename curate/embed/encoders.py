@@ -31,7 +31,9 @@ from typing import Any
 from curate.embed.preprocess import Preprocessing
 from curate.embed.weights import (
     cached_hf_file,
+    check_weights_file,
     existing_file,
+    read_state_dict,
     require_download_possible,
     weights_sha256,
 )
@@ -188,6 +190,7 @@ def _load_clip(spec: EncoderSpec) -> Encoder:
             notes.append(f"{what}: RANDOM weights (seed {RANDOM_SEED}); embeddings are meaningless for curation")
         elif Path(pretrained).expanduser().is_file():
             path = existing_file(pretrained, what)
+            check_weights_file(path, what)
             model = _create_clip(model_name, str(path), what)
             weights = {"kind": "file", "file": path.name, "sha256": weights_sha256(path)}
             model_label = model_name
@@ -263,6 +266,7 @@ def _clip_from_local_dir(pretrained: str, what: str) -> tuple[Any, dict[str, Any
     checkpoint = _find_checkpoint_in_dir(folder)
     if checkpoint is None:
         raise CurateError(f"{what}: no weights (*.safetensors, *.bin, *.pth) in {folder}")
+    check_weights_file(checkpoint, what)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
@@ -312,6 +316,7 @@ def _clip_from_tag(model_name: str, tag: str, what: str) -> tuple[Any, dict[str,
             path = Path(open_clip.download_pretrained(tag_cfg))
         except Exception as exc:  # network failures come in many types
             raise WeightsUnavailable(f"{what}: download failed ({exc}). {_HOW_TO_SUPPLY_CLIP}") from None
+    check_weights_file(path, what)
     preprocess = {k: tag_cfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in tag_cfg}
     model = _create_clip(
         model_name,
@@ -344,25 +349,6 @@ def _quiet_open_clip_logging() -> Callable[[], None]:
 # resnet50 (torchvision)
 
 
-def _load_state_dict_file(path: Path, what: str) -> dict[str, Any]:
-    import torch
-
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path), device="cpu")
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt files raise many types; never fall back to unsafe loading
-        raise CurateError(f"{what}: {path} is not a readable weights file ({str(exc).splitlines()[0][:200]})") from None
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise CurateError(f"{what}: {path} does not hold a state dict")
-    return {k.removeprefix("module."): v for k, v in state.items()}
-
-
 def _load_resnet50(spec: EncoderSpec) -> Encoder:
     import torch
     import torchvision
@@ -390,13 +376,13 @@ def _load_resnet50(spec: EncoderSpec) -> Encoder:
                 f"state dict), or place that file in {cached.parent}.",
             )
             weights_enum.get_state_dict(progress=False, check_hash=True)
-        state = _load_state_dict_file(cached, what)
+        state = read_state_dict(cached, what)
         model.load_state_dict(state)
         weights = {"kind": "tag", "tag": pretrained, "source": weights_enum.url, "file": cached.name,
                    "sha256": weights_sha256(cached)}
     elif Path(pretrained).expanduser().is_file():
         path = existing_file(pretrained, what)
-        state = _load_state_dict_file(path, what)
+        state = read_state_dict(path, what)
         try:
             model.load_state_dict(state)
         except RuntimeError as exc:

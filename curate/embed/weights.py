@@ -4,13 +4,20 @@ Downloads through open_clip/torchvision sit through long retries when there is n
 weights source is resolved here first: a file already on disk is used directly; a hub tag is looked
 up in the local caches; and only when it is not cached *and* the hub is reachable is a download
 attempted. Otherwise the run fails at once, saying how to supply weights by hand.
+
+Weights files are read safely (safetensors, or ``torch.load(weights_only=True)``); a file that
+cannot be read that way is refused in one line naming it, never retried unsafely.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
+import re
 import socket
+import zipfile
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from curate.errors import CurateError, WeightsUnavailable
@@ -93,3 +100,79 @@ def existing_file(value: str, what: str) -> Path:
     if not p.is_file():
         raise CurateError(f"{what}: weights file {value} does not exist")
     return p
+
+
+# --------------------------------------------------------------------------------------------
+# reading weights files safely
+
+
+def _unreadable_reason(exc: BaseException) -> str:
+    """Why a weights file could not be read, in a few words; never torch's advice to load it unsafely."""
+    text = str(exc)
+    if isinstance(exc, pickle.UnpicklingError) or "weights_only" in text:
+        found = re.search(r"GLOBAL ([\w.]+)", text)
+        if found:
+            return f"it holds a pickled Python object ({found.group(1)}) besides tensors, which is never unpickled"
+        return "neither a safetensors file nor a PyTorch file of tensors"
+    if isinstance(exc, EOFError):
+        return "the file is empty or cut short"
+    if isinstance(exc, KeyError):  # the tensor unpickler meeting bytes that are no pickle
+        return "neither a safetensors file nor a PyTorch file of tensors"
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    first = first.split(". ")[0].rstrip(".")  # torch appends paragraphs of advice after the cause
+    return f"{type(exc).__name__}: {first[:200]}" if first else type(exc).__name__
+
+
+def _unreadable(path: Path, what: str, exc: BaseException) -> CurateError:
+    return CurateError(f"{what}: {path} is not a readable weights file ({_unreadable_reason(exc)})")
+
+
+def read_state_dict(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
+    """The tensors of a weights file: ``.safetensors``, or a torch file loaded with ``weights_only=True``.
+
+    A checkpoint that wraps its tensors under ``state_dict`` is unwrapped and a ``module.`` prefix
+    (DataParallel) dropped. Anything unreadable, or holding pickled objects, is a one-line
+    :class:`CurateError` naming the file.
+    """
+    import torch
+
+    p = Path(path)
+    try:
+        if p.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state: Any = load_file(str(p), device="cpu")
+        else:
+            state = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt files raise many types; never fall back to unsafe loading
+        raise _unreadable(p, what, exc) from None
+    for key in ("state_dict", "model"):  # training checkpoints wrap the tensors
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+            break
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CurateError(f"{what}: {p} does not hold a state dict (a mapping of names to tensors)")
+    return {str(k).removeprefix("module."): v for k, v in state.items()}
+
+
+def check_weights_file(path: str | os.PathLike[str], what: str) -> None:
+    """Refuse, in one line naming it, a weights file another library is about to read.
+
+    Cheap where it can be: a safetensors header is parsed, and a torch zip file is unpickled
+    memory-mapped (tensor data stays on disk); older torch files are read in full.
+    """
+    import torch
+
+    p = Path(path)
+    try:
+        if p.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(str(p), framework="pt") as handle:
+                handle.keys()
+        elif zipfile.is_zipfile(p):
+            torch.load(p, map_location="cpu", weights_only=True, mmap=True)
+        else:
+            torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise _unreadable(p, what, exc) from None
