@@ -546,8 +546,9 @@ def train_cmd(
               type=click.Path(file_okay=False, path_type=str), help="Folder for everything the demo makes.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the corpus, distortions and reshape.")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1), help="Worker processes.")
-@click.option("--encoder", default="auto", show_default=True, type=click.Choice(["auto", "clip", "resnet50", "imagestats"]),
-              help="auto: CLIP when its weights are available here, else imagestats with a warning.")
+@click.option("--encoder", default="auto", show_default=True, type=click.Choice(["auto", *ENCODERS]),
+              help="auto: CLIP when its weights are available here, else the packaged ImageNet "
+                   "EfficientNet-Lite0 (timm, offline); imagestats: weight-free statistics.")
 @click.option("--types", "preset", default="livec", show_default=True, metavar="PRESET",
               help="Target preset whose distortion types are trained on and synthesized.")
 @click.option("--quick", is_flag=True, help="Render the demo corpus with the preset's types only (faster).")
