@@ -15,6 +15,15 @@ from typing import Any
 import click
 
 from curate import __version__
+from curate.embed.encoders import (
+    DEFAULT_CLIP_MODEL,
+    DEFAULT_CLIP_PRETRAINED,
+    DEFAULT_RESNET_WEIGHTS,
+    DEFAULT_TIMM_MODEL,
+    DEFAULT_TIMM_PRETRAINED,
+    ENCODERS,
+    PACKAGED_WEIGHTS,
+)
 from curate.errors import CurateError, CurateWarning, UsageError
 from curate.fsio import set_command_line
 
@@ -320,13 +329,19 @@ def demo_corpus_command(out_dir: str, seed: int, workers: int) -> None:
 @click.argument("corpus", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Embeddings folder (Parquet shards); rerun the same command to resume.")
-@click.option("--encoder", default="clip", show_default=True,
-              type=click.Choice(["clip", "resnet50", "imagestats"]),
-              help="clip (open_clip), resnet50 (torchvision ImageNet) or imagestats (weight-free).")
-@click.option("--model", default=None, help="open_clip model name (clip only)  [default: ViT-B-32]")
+@click.option("--encoder", default="clip", show_default=True, type=click.Choice(list(ENCODERS)),
+              help="clip (open_clip), resnet50 (torchvision ImageNet), timm (any timm image model; "
+                   "offline by default: the packaged ImageNet EfficientNet-Lite0) or imagestats (weight-free).")
+@click.option("--model", default=None,
+              help="Model name: open_clip (clip) or timm (timm; NAME or NAME.TAG, whose pretrained config "
+                   f"sets the preprocessing)  [default: {DEFAULT_CLIP_MODEL} for clip, {DEFAULT_TIMM_MODEL} for timm]")
 @click.option("--pretrained", default=None,
-              help="Weights: a pretrained tag, a weights FILE, local-dir:DIR, or 'random' (benchmarks only) "
-                   "[default: laion2b_s34b_b79k for clip, IMAGENET1K_V1 for resnet50].")
+              help="Weights: a pretrained tag (clip, resnet50), a weights FILE, local-dir:DIR (clip: "
+                   "open_clip_config.json + weights; timm: config.json + model.safetensors or "
+                   f"pytorch_model.bin), '{PACKAGED_WEIGHTS}' (timm: the packaged EfficientNet-Lite0), or "
+                   f"'random' (benchmarks only)  [default: {DEFAULT_CLIP_PRETRAINED[DEFAULT_CLIP_MODEL]} for "
+                   f"clip, {DEFAULT_RESNET_WEIGHTS} for resnet50, {DEFAULT_TIMM_PRETRAINED[DEFAULT_TIMM_MODEL]} "
+                   "for timm].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="[default: 256 on GPU, 32 on CPU]")
 @click.option("--workers", type=click.IntRange(min=0), default=None,
               help="Decoding processes (local engine)  [default: cores-1 beside a GPU, 1 beside a CPU model]")
@@ -624,8 +639,9 @@ def train_cmd(
               type=click.Path(file_okay=False, path_type=str), help="Folder for everything the demo makes.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the corpus, distortions and reshape.")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1), help="Worker processes.")
-@click.option("--encoder", default="auto", show_default=True, type=click.Choice(["auto", "clip", "resnet50", "imagestats"]),
-              help="auto: CLIP when its weights are available here, else imagestats with a warning.")
+@click.option("--encoder", default="auto", show_default=True, type=click.Choice(["auto", *ENCODERS]),
+              help="auto: CLIP when its weights are available here, else the packaged ImageNet "
+                   "EfficientNet-Lite0 (timm, offline); imagestats: weight-free statistics.")
 @click.option("--types", "preset", default="livec", show_default=True, metavar="PRESET",
               help="Target preset whose distortion types are trained on and synthesized.")
 @click.option("--quick", is_flag=True, help="Render the demo corpus with the preset's types only (faster).")
