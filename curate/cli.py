@@ -1,19 +1,30 @@
 """The ``curate`` command line: one small function per verb; each calls one library function.
 
 Exit codes: 0 success, 1 failure (one line naming the file/row/option; a traceback with
-``--debug``), 2 usage error.
+``--debug``), 2 usage error (also an option value the inputs show to be wrong, e.g. an unknown
+``--root SOURCE=DIR``).
 """
 
 from __future__ import annotations
 
 import sys
 import traceback
+import warnings
 from typing import Any
 
 import click
 
 from curate import __version__
-from curate.errors import CurateError
+from curate.embed.encoders import (
+    DEFAULT_CLIP_MODEL,
+    DEFAULT_CLIP_PRETRAINED,
+    DEFAULT_RESNET_WEIGHTS,
+    DEFAULT_TIMM_MODEL,
+    DEFAULT_TIMM_PRETRAINED,
+    ENCODERS,
+    PACKAGED_WEIGHTS,
+)
+from curate.errors import CurateError, CurateWarning, UsageError
 from curate.fsio import set_command_line
 
 
@@ -28,9 +39,17 @@ class CurateGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         debug = bool(ctx.params.get("debug"))
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                warnings.simplefilter("always", CurateWarning)
+                warnings.showwarning = _show_curate_warnings(warnings.showwarning)
+                return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
+        except UsageError as exc:
+            if debug:
+                traceback.print_exc()
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
         except CurateError as exc:
             if debug:
                 traceback.print_exc()
@@ -39,12 +58,30 @@ class CurateGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("error: interrupted", err=True)
             ctx.exit(1)
+        except OSError as exc:  # a file or folder the system refused: name it, in one line
+            if debug:
+                traceback.print_exc()
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"error: {where}{exc.strerror or exc}", err=True)
+            ctx.exit(1)
         except Exception as exc:  # an unexpected failure: still one line unless --debug
             if debug:
                 traceback.print_exc()
             else:
                 click.echo(f"error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)", err=True)
             ctx.exit(1)
+
+
+def _show_curate_warnings(show_others: Any) -> Any:
+    """A ``warnings.showwarning`` printing curate's own warnings as one ``warning: ...`` line."""
+
+    def show(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, CurateWarning):
+            click.echo(f"warning: {message}", err=True)
+        else:
+            show_others(message, category, *args, **kwargs)
+
+    return show
 
 
 @click.group(cls=CurateGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -126,6 +163,29 @@ def ingest_command(fmt: str, root: str, output: str, **options: Any) -> None:
         click.echo(f"scores: raw {norm['raw_min']:.6g} - {norm['raw_max']:.6g}, {direction} = better -> 0-10")
 
 
+@cli.command("ingest-refset")
+@click.argument("refset", type=click.Path(file_okay=False, path_type=str))
+@click.option("--corpus", required=True, type=click.Path(dir_okay=False),
+              help="Training corpus: its reference rows get train_ref.pkl's features (matched by file stem).")
+@click.option("--pool", required=True, type=click.Path(dir_okay=False),
+              help="Pool corpus: its reference rows get additional_ref.pkl's features (matched by file stem).")
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder for train/ and pool/ (embeddings) and candidate_order.txt.")
+def ingest_refset_command(refset: str, corpus: str, pool: str, out_dir: str) -> None:
+    """Read the SynDR-IQA release's REFSET folder (train_ref.pkl, additional_ref.pkl) without running pickled code.
+
+    Writes the release's ResNet-50 reference features as two embeddings folders keyed by the
+    corpora's sample_ids, and the candidates' order in additional_ref.pkl, which decides which of
+    two close candidates the release's DDCUp drops.
+    """
+    from curate.refset import ingest_refset
+
+    result = ingest_refset(refset, corpus, pool, out_dir)
+    click.echo(f"wrote {result.train_embeddings}: {result.train_references} training references ({result.dim}-d)")
+    click.echo(f"wrote {result.pool_embeddings}: {result.candidates} candidate references ({result.dim}-d)")
+    click.echo(f"wrote {result.candidate_order}: the candidates in the release's file order")
+
+
 @cli.command("validate")
 @click.argument("path", type=click.Path(exists=True, path_type=str))
 @click.option("--check-files", is_flag=True, help="Open every image of a corpus/manifest; exit 1 if any fails.")
@@ -147,6 +207,50 @@ def validate_command(path: str, check_files: bool, workers: int | None, rejects:
         if more > 0:
             click.echo(f"  ... and {more} more", err=True)
         raise CurateError(f"{path}: {len(report.failures)} of {report.checked_files} images failed to open")
+
+
+@cli.command("adopt")
+@click.argument("edited", type=click.Path(exists=True, dir_okay=False))
+@click.option("--like", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="The curate corpus or manifest the rows were taken from.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Table to write.")
+def adopt_command(edited: str, like: str, output: str) -> None:
+    """Make EDITED (rows of --like filtered and saved by pandas, HF datasets, ...) a curate table again.
+
+    Every row must be a row of --like with the same values (only split, and a manifest's weight,
+    may differ); the output carries --like's metadata (roots, provenance) and a note of the edit.
+    """
+    from curate.adopt import adopt
+
+    result = adopt(edited, like, output)
+    click.echo(f"wrote {result.path}: {result.fmt}, {result.rows} of the {result.source_rows} rows of {like}")
+    for name, count in result.changed.items():
+        if count:
+            click.echo(f"  {name} edited in {count} row(s)")
+    if result.dropped_columns:
+        click.echo(f"  dropped columns not in the {result.fmt} format: {', '.join(result.dropped_columns)}")
+
+
+@cli.command("exclude")
+@click.argument("table", type=click.Path(exists=True, dir_okay=False))
+@click.option("--rejects", "rejects", required=True, multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="A rejects table (embed's EMB_DIR/rejects.parquet, validate --rejects, ...); repeatable.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Table to write.")
+def exclude_command(table: str, rejects: tuple[str, ...], output: str) -> None:
+    """Write the corpus or manifest TABLE without the rows listed in rejects tables.
+
+    Use the new table (with the same embeddings folder) where TABLE was refused for samples that
+    'curate embed' rejected.
+    """
+    from curate.adopt import exclude
+
+    result = exclude(table, list(rejects), output)
+    click.echo(
+        f"wrote {result.path}: {result.rows} of the {result.source_rows} rows of {table} "
+        f"({result.source_rows - result.rows} left out)"
+    )
+    if result.not_in_table:
+        click.echo(f"  {result.not_in_table} listed reject(s) were not rows of {table}")
 
 
 # ---- synthesize / demo corpus ------------------------------------------------------------------
@@ -225,13 +329,19 @@ def demo_corpus_command(out_dir: str, seed: int, workers: int) -> None:
 @click.argument("corpus", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Embeddings folder (Parquet shards); rerun the same command to resume.")
-@click.option("--encoder", default="clip", show_default=True,
-              type=click.Choice(["clip", "resnet50", "imagestats"]),
-              help="clip (open_clip), resnet50 (torchvision ImageNet) or imagestats (weight-free).")
-@click.option("--model", default=None, help="open_clip model name (clip only)  [default: ViT-B-32]")
+@click.option("--encoder", default="clip", show_default=True, type=click.Choice(list(ENCODERS)),
+              help="clip (open_clip), resnet50 (torchvision ImageNet), timm (any timm image model; "
+                   "offline by default: the packaged ImageNet EfficientNet-Lite0) or imagestats (weight-free).")
+@click.option("--model", default=None,
+              help="Model name: open_clip (clip) or timm (timm; NAME or NAME.TAG, whose pretrained config "
+                   f"sets the preprocessing)  [default: {DEFAULT_CLIP_MODEL} for clip, {DEFAULT_TIMM_MODEL} for timm]")
 @click.option("--pretrained", default=None,
-              help="Weights: a pretrained tag, a weights FILE, local-dir:DIR, or 'random' (benchmarks only) "
-                   "[default: laion2b_s34b_b79k for clip, IMAGENET1K_V1 for resnet50].")
+              help="Weights: a pretrained tag (clip, resnet50), a weights FILE, local-dir:DIR (clip: "
+                   "open_clip_config.json + weights; timm: config.json + model.safetensors or "
+                   f"pytorch_model.bin), '{PACKAGED_WEIGHTS}' (timm: the packaged EfficientNet-Lite0), or "
+                   f"'random' (benchmarks only)  [default: {DEFAULT_CLIP_PRETRAINED[DEFAULT_CLIP_MODEL]} for "
+                   f"clip, {DEFAULT_RESNET_WEIGHTS} for resnet50, {DEFAULT_TIMM_PRETRAINED[DEFAULT_TIMM_MODEL]} "
+                   "for timm].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="[default: 256 on GPU, 32 on CPU]")
 @click.option("--workers", type=click.IntRange(min=0), default=None,
               help="Decoding processes (local engine)  [default: cores-1 beside a GPU, 1 beside a CPU model]")
@@ -252,8 +362,6 @@ def embed_command(
     actors: int | None, shard_size: int, max_rejects: int, quiet: bool,
 ) -> None:
     """Embed every image of CORPUS into Parquet shards in OUTPUT."""
-    import warnings
-
     from curate.embed import embed_corpus
 
     with warnings.catch_warnings():
@@ -444,7 +552,7 @@ def _root_option(values: tuple[str, ...]) -> Any:
     return _name_value_pairs(values, "--root")
 
 
-_ROOT_HELP = "Image root override: DIR for every source, or SOURCE=DIR (repeatable)."
+_ROOT_HELP = "Image root override: DIR for every source, or SOURCE=DIR (repeatable; SOURCE must be in the tables)."
 
 
 @cli.command("export")
@@ -639,8 +747,9 @@ def compare_command(
               type=click.Path(file_okay=False, path_type=str), help="Folder for everything the demo makes.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the corpus, distortions and reshape.")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1), help="Worker processes.")
-@click.option("--encoder", default="auto", show_default=True, type=click.Choice(["auto", "clip", "resnet50", "imagestats"]),
-              help="auto: CLIP when its weights are available here, else imagestats with a warning.")
+@click.option("--encoder", default="auto", show_default=True, type=click.Choice(["auto", *ENCODERS]),
+              help="auto: CLIP when its weights are available here, else the packaged ImageNet "
+                   "EfficientNet-Lite0 (timm, offline); imagestats: weight-free statistics.")
 @click.option("--types", "preset", default="livec", show_default=True, metavar="PRESET",
               help="Target preset whose distortion types are trained on and synthesized.")
 @click.option("--quick", is_flag=True, help="Render the demo corpus with the preset's types only (faster).")

@@ -16,6 +16,7 @@ import json
 import math
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -514,13 +515,24 @@ EMBEDDING_SHARD_GLOB = "part-*.parquet"
 
 
 class Embeddings:
-    """Embeddings loaded from a folder: ``ids`` (str array), ``vectors`` (float32 [n, dim]), ``meta``."""
+    """Embeddings loaded from a folder: ``ids`` (str array), ``vectors`` (float32 [n, dim]), ``meta``.
 
-    def __init__(self, ids: np.ndarray, vectors: np.ndarray, meta: dict[str, Any], where: str) -> None:
+    ``folders``: the folder or folders read (to explain samples they lack).
+    """
+
+    def __init__(
+        self,
+        ids: np.ndarray,
+        vectors: np.ndarray,
+        meta: dict[str, Any],
+        where: str,
+        folders: Sequence[str | os.PathLike[str]] = (),
+    ) -> None:
         self.ids = ids
         self.vectors = vectors
         self.meta = meta
         self.where = where
+        self.folders = [Path(f) for f in folders]
         self._index: dict[str, int] | None = None
 
     @property
@@ -542,10 +554,7 @@ class Embeddings:
         rows = np.fromiter((index.get(s, -1) for s in sample_ids), dtype=np.int64, count=len(sample_ids))
         if (rows < 0).any():
             missing = [s for s, r in zip(sample_ids, rows) if r < 0]
-            raise TableError(
-                f"{self.where}: embeddings do not cover the {what}: {len(missing)} sample(s) missing, "
-                f"e.g. {missing[:3]} (run 'curate embed' on it)"
-            )
+            raise TableError(not_covered_message(self.where, self.folders, missing, what))
         return self.vectors[rows]
 
 
@@ -595,7 +604,7 @@ def read_embeddings(directory: str | os.PathLike[str] | Sequence[str | os.PathLi
         where = " + ".join(p.where for p in parts)
         _check_unique(ids, where)
         vectors = np.concatenate([p.vectors for p in parts])
-        return Embeddings(ids, vectors, parts[0].meta, where)
+        return Embeddings(ids, vectors, parts[0].meta, where, [f for p in parts for f in p.folders])
     where = str(directory)
     if not Path(directory).is_dir():
         raise TableError(f"{where}: embeddings folder does not exist")
@@ -624,7 +633,7 @@ def read_embeddings(directory: str | os.PathLike[str] | Sequence[str | os.PathLi
     if len(norms) and np.abs(norms - 1).max() > tol:
         row = int(np.argmax(np.abs(norms - 1)))
         raise TableError(f"{where}: embedding of {all_ids[row]!r} has norm {norms[row]:.4f}; expected L2-normalised")
-    return Embeddings(all_ids, np.ascontiguousarray(vectors, dtype=np.float32), first_meta, where)
+    return Embeddings(all_ids, np.ascontiguousarray(vectors, dtype=np.float32), first_meta, where, [directory])
 
 
 def same_encoder(a: Embeddings, b: Embeddings) -> None:
@@ -683,11 +692,7 @@ def read_embedding_rows(
     assert first_meta is not None and vectors is not None
     _check_unique(np.concatenate(seen_ids), where)
     if not filled.all():
-        missing = wanted[~filled].tolist()
-        raise TableError(
-            f"{where}: embeddings do not cover the {what}: {len(missing)} sample(s) missing, "
-            f"e.g. {missing[:3]} (run 'curate embed' on it)"
-        )
+        raise TableError(not_covered_message(where, [directory], wanted[~filled].tolist(), what))
     tol = 1e-2 if vectors.dtype == np.float16 or first_meta.get("dtype") == "float16" else 1e-3
     step = 1 << 16
     for s in range(0, wanted.size, step):
@@ -700,4 +705,93 @@ def read_embedding_rows(
             raise TableError(
                 f"{where}: embedding of {wanted[s + row]!r} has norm {norms[row]:.4f}; expected L2-normalised"
             )
-    return Embeddings(wanted, vectors, first_meta, where)
+    return Embeddings(wanted, vectors, first_meta, where, [directory])
+
+
+EMBEDDINGS_REJECTS_NAME = "rejects.parquet"
+
+
+@dataclass(frozen=True)
+class FolderCoverage:
+    """What an embeddings folder holds against what its run was given (from the shards' metadata).
+
+    ``samples``: the samples of the corpus the run embedded (None when the shards do not record
+    it: a folder not written by ``curate embed``); ``covered``: samples of the finished shards,
+    embedded or rejected; ``rejected``: the rejected sample ids; ``shards``/``shards_expected``:
+    finished shards and how many the run plans.
+    """
+
+    folder: Path
+    samples: int | None
+    covered: int
+    rejected: frozenset[str]
+    shards: int
+    shards_expected: int | None
+
+    @property
+    def missing(self) -> int:
+        """Samples of the run's corpus in no finished shard (0 when unknown)."""
+        return 0 if self.samples is None else max(0, self.samples - self.covered)
+
+
+def embeddings_coverage(directory: str | os.PathLike[str]) -> FolderCoverage:
+    """How complete an embeddings folder is, from its shards' ``corpus``, ``shard_size`` and ``shard`` metadata."""
+    folder = Path(directory)
+    samples: int | None = None
+    shard_size: int | None = None
+    covered = 0
+    rejected: set[str] = set()
+    shards = embedding_shards(folder)
+    recorded = bool(shards)
+    for shard in shards:
+        meta = read_metadata(shard)
+        corpus, info = meta.get("corpus"), meta.get("shard")
+        if not isinstance(corpus, Mapping) or not isinstance(info, Mapping) or "count" not in info:
+            recorded = False
+            continue
+        samples, shard_size = int(corpus["samples"]), meta.get("shard_size")
+        covered += int(info["count"])
+        rejected.update(str(r["sample_id"]) for r in info.get("rejects") or [])
+    if not recorded:
+        samples = None
+    expected = -(-samples // int(shard_size)) if samples is not None and shard_size else None
+    return FolderCoverage(folder, samples, covered, frozenset(rejected), len(shards), expected)
+
+
+def not_covered_message(
+    where: str, folders: Sequence[str | os.PathLike[str]], missing: Sequence[str], what: str
+) -> str:
+    """Why embeddings lack ``missing`` samples of a ``what`` table, and what to do about each kind.
+
+    Samples the embed run rejected point at its rejects table and at ``curate exclude``, which
+    writes the table without them; samples of an unfinished folder at rerunning ``curate embed``.
+    """
+    head = f"{where}: embeddings do not cover the {what}: {len(missing)} sample(s) missing, e.g. {list(missing[:3])}"
+    coverages = []
+    for folder in folders:
+        try:
+            coverages.append(embeddings_coverage(folder))
+        except TableError:
+            continue
+    wanted = set(missing)
+    rejected_in = [c for c in coverages if c.rejected & wanted]
+    n_rejected = len(wanted & frozenset().union(*[c.rejected for c in rejected_in]))
+    parts = []
+    if rejected_in:
+        tables = " and ".join(str(c.folder / EMBEDDINGS_REJECTS_NAME) for c in rejected_in)
+        options = " ".join(f"--rejects {c.folder / EMBEDDINGS_REJECTS_NAME}" for c in rejected_in)
+        parts.append(
+            f"{n_rejected} of them were rejected by 'curate embed' (see {tables}); write the table without them "
+            f"with 'curate exclude TABLE {options} -o NEW_TABLE' and use NEW_TABLE"
+        )
+    if n_rejected < len(wanted):
+        unfinished = [c for c in coverages if c.missing]
+        if unfinished:
+            c = unfinished[0]
+            parts.append(
+                f"{c.folder} is incomplete ({c.missing} of its {c.samples} samples not embedded yet): "
+                "rerun the 'curate embed' command that made it to finish it"
+            )
+        else:
+            parts.append("run 'curate embed' on this table")
+    return head + "; " + "; ".join(parts)

@@ -2,9 +2,10 @@
 
 :func:`validate` detects what ``path`` is from its ``curate`` metadata (corpus, manifest,
 decisions, rejects) or, for a folder, reads it as embeddings shards; the shared readers in
-:mod:`curate.schema` do the checking. With ``check_files`` every image of a corpus or manifest is
-opened with :func:`curate.images.load_rgb` and each failure is reported (optionally written as a
-rejects table).
+:mod:`curate.schema` do the checking. An embeddings folder must also be complete: every sample its
+run was given (the shards' ``corpus.samples``) is in a finished shard, embedded or rejected. With
+``check_files`` every image of a corpus or manifest is opened with :func:`curate.images.load_rgb`
+and each failure is reported (optionally written as a rejects table).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from curate import schema
-from curate.errors import CurateError, ImageError
+from curate.errors import CurateError, ImageError, TableError
 from curate.fsio import fingerprint
 from curate.images import load_rgb
 from curate.progress import Progress
@@ -75,6 +76,13 @@ def validate(
         if check_files:
             raise CurateError(f"{p}: --check-files applies to a corpus or manifest table, not embeddings")
         emb = schema.read_embeddings(p)
+        coverage = schema.embeddings_coverage(p)
+        if coverage.missing:
+            raise TableError(
+                f"{p}: incomplete embeddings folder: {coverage.missing} of the {coverage.samples} samples its "
+                f"run was given are missing ({coverage.shards} of {coverage.shards_expected} shards written); "
+                "rerun the 'curate embed' command that made it to finish it"
+            )
         enc = emb.encoder
         summary = {
             "rows": len(emb.ids),
@@ -83,6 +91,8 @@ def validate(
             "dtype": emb.meta.get("dtype", "float32"),
             "encoder": enc.get("name", "?") + (f" ({enc['model']})" if enc.get("model") else ""),
         }
+        if coverage.samples is not None:
+            summary["samples"] = f"{coverage.samples} ({len(emb.ids)} embedded, {len(coverage.rejected)} rejected)"
         return ValidationReport(p, "embeddings folder", summary)
     meta = schema.read_metadata(p)
     fmt = meta["format"]

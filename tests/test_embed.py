@@ -223,7 +223,7 @@ def test_tag_activation_mismatch_and_unknown_names_are_refused(tiny: dict[str, P
         EncoderSpec("clip", "ViT-B-32", "no-such-tag").load()
     with pytest.raises(CurateError, match="not known"):
         EncoderSpec("nope").resolved()
-    with pytest.raises(CurateError, match="--model applies to --encoder clip only"):
+    with pytest.raises(CurateError, match="--model applies to --encoder clip and timm only"):
         EncoderSpec("imagestats", "ViT-B-32").resolved()
     with pytest.raises(CurateError, match="cannot load these weights"):
         EncoderSpec("clip", "ViT-B-32", str(tiny["file"])).load()

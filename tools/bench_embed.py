@@ -1,7 +1,8 @@
 """Benchmark `curate embed` on the CPU: end-to-end images/s against the bare model forward.
 
-For each model (a tiny open_clip ViT built from a JSON config, and ViT-B-32 with random weights) it
-measures, in one run on the same images:
+For each model (a tiny open_clip ViT built from a JSON config, ViT-B-32 with random weights, and the
+packaged ImageNet EfficientNet-Lite0 through ``--encoder timm``) it measures, in one run on the same
+images:
 
 * bare forward: the image tower on pre-decoded, pre-normalised tensors (no files, no loader);
 * pipeline: curate's reader -> mapper -> writer on the PNG files (model already loaded);
@@ -10,7 +11,8 @@ measures, in one run on the same images:
 and prints images/s, the pipeline's scaling with loader workers, and the ratio pipeline / bare
 (what decoding, batching and writing cost) over alternating rounds. Usage::
 
-    python tools/bench_embed.py [--images 128] [--tiny-images 768] [--rounds 3] [--workers 0,1,2]
+    python tools/bench_embed.py [--images 128] [--tiny-images 768] [--lite0-images 128] [--rounds 3]
+                                [--workers 0,1,2] [--skip-vit-b-32] [--skip-lite0]
 """
 
 from __future__ import annotations
@@ -192,7 +194,7 @@ def end_to_end(corpus: Path, out: Path, **options: Any) -> float:
     return result.samples / (time.perf_counter() - started)
 
 
-def bench_model(label: str, model: str, corpus: Path, work: Path, *, batch_size: int, workers: list[int],
+def bench_model(label: str, spec: Any, corpus: Path, work: Path, *, batch_size: int, workers: list[int],
                 repeats: int, rounds: int) -> dict[str, Any]:
     """Scaling with workers, then ``rounds`` alternating bare / pipeline measurements (the machine's
     load drifts, so each ratio compares two neighbouring measurements; the median is reported)."""
@@ -200,12 +202,11 @@ def bench_model(label: str, model: str, corpus: Path, work: Path, *, batch_size:
 
     import torch
 
-    from curate.embed import EncoderSpec
     from curate.embed.mapper import Mapper
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        encoder = EncoderSpec("clip", model, "random").load()
+        encoder = spec.load()
     mapper = Mapper(encoder, "cpu", "fp32")
     images = predecode(corpus, encoder.preprocessing)
     row: dict[str, Any] = {"model": label, "images": len(images), "batch_size": batch_size,
@@ -225,8 +226,8 @@ def bench_model(label: str, model: str, corpus: Path, work: Path, *, batch_size:
     row["pipeline"] = piped
     row["ratios"] = ratios
     row["ratio_median"] = statistics.median(ratios)
-    row["end_to_end"] = end_to_end(corpus, work / "e2e", model=model, pretrained="random", device="cpu",
-                                   batch_size=batch_size, workers=best)
+    row["end_to_end"] = end_to_end(corpus, work / "e2e", encoder=spec.name, model=spec.model,
+                                   pretrained=spec.pretrained, device="cpu", batch_size=batch_size, workers=best)
     row["ratio_end_to_end_over_median_bare"] = row["end_to_end"] / statistics.median(bare)
     return row
 
@@ -235,32 +236,40 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=128, help="PNGs for ViT-B-32")
     parser.add_argument("--tiny-images", type=int, default=768, help="PNGs for the tiny model")
+    parser.add_argument("--lite0-images", type=int, default=128, help="PNGs for EfficientNet-Lite0")
     parser.add_argument("--width", type=int, default=512)
     parser.add_argument("--height", type=int, default=384)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workers", default="0,1,2", help="loader worker counts to compare")
     parser.add_argument("--rounds", type=int, default=3, help="alternating bare/pipeline measurements")
     parser.add_argument("--skip-vit-b-32", action="store_true")
+    parser.add_argument("--skip-lite0", action="store_true")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from curate.embed import EncoderSpec
+
     workers = [int(w) for w in args.workers.split(",")]
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-embed-") as tmp:
         work = Path(tmp)
         tiny = register_tiny(work / "configs")
-        largest = max(args.images, args.tiny_images)
+        largest = max(args.images, args.tiny_images, args.lite0_images)
         corpus_all = make_png_corpus(work / "corpus", largest, args.width, args.height, unique=256)
         corpora = {}
-        for label, count in (("tiny", args.tiny_images), ("ViT-B-32", args.images)):
+        for label, count in (("tiny", args.tiny_images), ("ViT-B-32", args.images), ("lite0", args.lite0_images)):
             corpora[label] = subset(corpus_all, work / f"corpus-{label}", count)
         print(f"# {os.cpu_count()} CPU cores; PNGs {args.width}x{args.height}; batch {args.batch_size}; "
               "figures are images/s (a shared machine: expect noise)")
-        specs = [("tiny (embed 32, width 64, 2 layers, patch 32)", tiny, corpora["tiny"], 3)]
+        specs = [("tiny (embed 32, width 64, 2 layers, patch 32)", EncoderSpec("clip", tiny, "random"),
+                  corpora["tiny"], 3)]
         if not args.skip_vit_b_32:
-            specs.append(("ViT-B-32 (random weights)", "ViT-B-32", corpora["ViT-B-32"], 1))
-        for label, model, corpus, repeats in specs:
-            row = bench_model(label, model, corpus, work, batch_size=args.batch_size, workers=workers,
+            specs.append(("ViT-B-32 (random weights)", EncoderSpec("clip", "ViT-B-32", "random"), corpora["ViT-B-32"], 1))
+        if not args.skip_lite0:
+            specs.append(("EfficientNet-Lite0 (timm, packaged ImageNet weights)", EncoderSpec("timm"),
+                          corpora["lite0"], 1))
+        for label, spec, corpus, repeats in specs:
+            row = bench_model(label, spec, corpus, work, batch_size=args.batch_size, workers=workers,
                               repeats=repeats, rounds=args.rounds)
             rows.append(row)
             scaling = ", ".join(f"{w} workers {v:.1f}" for w, v in row["pipeline_by_workers"].items())

@@ -37,7 +37,7 @@ import pandas as pd
 
 from curate.compare import leaks
 from curate.errors import CurateError
-from curate.fsio import atomic_write_text, command_line, fingerprint
+from curate.fsio import atomic_write_text, command_line, fingerprint, folder_lock
 
 BASELINE = "original"
 HEAD_ONLY, FULL = "head-only", "full"
@@ -180,7 +180,6 @@ def compare(
 ) -> CompareResult:
     """Run the comparison into ``out_dir`` (resuming a killed one) and write its report."""
     from curate.compare.report import write_report
-    from curate.embed.runner import folder_lock
 
     params.check()
     if not eval_sets:
@@ -204,7 +203,7 @@ def compare(
             )
     out = Path(out_dir)
     inputs = _fingerprints(corpus, embeddings, pool, pool_embeddings, eval_sets, eval_embeddings)
-    with folder_lock(out):
+    with folder_lock(out, "compare"):
         _check_identity(out, params, inputs)
         data = _Inputs.read(corpus, pool, eval_sets, params.types)
         matches = None

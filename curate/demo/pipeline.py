@@ -6,8 +6,9 @@ Steps (every one is the same library function its CLI verb calls; every output l
 2. ``corpus.parquet``, ``pool_refs.parquet``, ``test_corpus.parquet``: ``ingest``.
 3. ``pool/``: ``synthesize`` of the pool references (the preset's types, all five levels).
 4. ``embeddings/{train,pool,test}``: ``embed`` with CLIP when its weights are available here, else
-   the weight-free ``imagestats`` encoder, with a loud warning that is also recorded in the
-   embeddings' metadata.
+   the packaged ImageNet EfficientNet-Lite0 (timm, installed from the package index, offline), with
+   a note that is also recorded in the embeddings' metadata; ``--encoder imagestats`` is the
+   weight-free choice.
 5. ``manifest_original.parquet`` (the preset's types, nothing reshaped),
    ``manifest_paper.parquet`` (the paper's rule) and ``manifest_reshaped.parquet`` (reshaped to the
    size of the original set, so the comparison is at equal size): ``reshape``.
@@ -28,11 +29,11 @@ from typing import Any
 
 import click
 
-from curate.errors import WeightsUnavailable
+from curate.errors import CurateError, WeightsUnavailable
 from curate.fsio import atomic_write_text
 
 DEFAULT_PRESET = "livec"
-ENCODER_FALLBACK = "imagestats"
+ENCODER_FALLBACK = "timm"  # its default: the packaged ImageNet EfficientNet-Lite0, pretrained and offline
 TRAIN_SEED = 123
 VAL_FRACTION = 0.25  # of the training references, held out for model selection
 
@@ -59,13 +60,16 @@ def _say(message: str, quiet: bool) -> None:
 def _embed_all(
     corpora: dict[str, Path], out: Path, encoder: str, workers: int, quiet: bool
 ) -> tuple[dict[str, Path], str, list[str]]:
-    """Embed each corpus with one encoder; CLIP if possible, else the weight-free fallback."""
+    """Embed each corpus with one encoder; ``auto``: CLIP if its weights are here, else EfficientNet-Lite0.
+
+    The choice, and the reason for a fallback, are recorded in the embeddings' metadata (``notes``).
+    """
     from curate.embed.runner import embed_corpus
 
     warnings: list[str] = []
     chosen = "clip" if encoder == "auto" else encoder
     dirs = {name: out / "embeddings" / name for name in corpora}
-    notes: list[str] = []
+    notes: list[str] = ["demo: --encoder auto chose clip (its weights are available)"] if encoder == "auto" else []
     first = next(iter(corpora))
     done: set[str] = set()
     try:
@@ -76,16 +80,24 @@ def _embed_all(
         if encoder != "auto":
             raise
         reason = str(exc).splitlines()[0]
-        banner = (
-            "WARNING: CLIP weights are not available on this machine "
-            f"({reason}). The demo falls back to the weight-free '{ENCODER_FALLBACK}' encoder "
-            "(colour and texture statistics): its figures show the pipeline working, not CLIP's "
-            "results. Supply weights with 'curate embed --pretrained FILE|local-dir:DIR' for the real thing."
+        message = (
+            f"CLIP weights are not available on this machine ({reason}). The demo uses the packaged "
+            "ImageNet EfficientNet-Lite0 (timm, offline) instead. Supply CLIP weights with "
+            "'curate embed --pretrained FILE|local-dir:DIR' to use CLIP."
         )
-        click.secho(banner, err=True, fg="yellow", bold=True)
-        warnings.append(banner)
+        click.secho(message, err=True, fg="yellow", bold=True)
+        warnings.append(message)
         chosen = ENCODER_FALLBACK
-        notes = [f"demo fallback: CLIP unavailable ({reason})"]
+        notes = [f"demo fallback: CLIP unavailable ({reason}); used the packaged EfficientNet-Lite0"]
+        try:
+            embed_corpus(corpora[first], dirs[first], encoder=chosen, workers=workers, notes=notes, quiet=quiet)
+        except WeightsUnavailable as fallback:
+            raise CurateError(
+                f"--encoder auto: neither CLIP weights ({reason}) nor the packaged EfficientNet-Lite0 "
+                f"({str(fallback).splitlines()[0]}) are available; install it or use --encoder imagestats "
+                "(weight-free)"
+            ) from None
+        done.add(first)
     for name, corpus in corpora.items():
         if name not in done:
             embed_corpus(corpus, dirs[name], encoder=chosen, workers=workers, notes=notes, quiet=quiet)
@@ -106,7 +118,7 @@ def run_demo(
 
     ``all_types=False`` renders the demo corpus with the preset's types only (a quicker run with
     the same steps, used by the tests). ``encoder="auto"`` uses CLIP when its weights are available
-    and otherwise falls back, loudly, to ``imagestats``.
+    and otherwise the packaged ImageNet EfficientNet-Lite0 (timm), saying so.
     """
     from curate.analyze.report import analyze
     from curate.corpus import ingest

@@ -8,10 +8,9 @@ encoder, for another corpus or with another ``--shard-size`` is refused.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from curate.embed.encoders import Encoder, EncoderSpec
 from curate.embed.shards import Shard, corpus_identity, plan_shards
 from curate.embed.writer import REJECTS_NAME, ShardWriter, collect_rejects, write_rejects
 from curate.errors import CurateError
-from curate.fsio import fingerprint
+from curate.fsio import fingerprint, folder_lock, remove_stale_temporaries
 from curate.images import DEFAULT_MAX_PIXELS
 from curate.schema import EMBEDDING_SHARD_GLOB, corpus_root, make_metadata, read_corpus, read_metadata
 
@@ -76,33 +75,6 @@ def default_workers(device_type: str) -> int:
 
 def default_batch_size(device_type: str) -> int:
     return 256 if device_type == "cuda" else 32
-
-
-@contextlib.contextmanager
-def folder_lock(out_dir: Path) -> Iterator[None]:
-    """Refuse a second concurrent run into the same folder (POSIX advisory lock)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock, atomic writes still protect each shard
-        yield
-        return
-    with open(out_dir / ".embed.lock", "a+") as handle:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise CurateError(f"{out_dir}: another 'curate embed' is writing to this folder") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-def _remove_stale_temporaries(out_dir: Path) -> None:
-    # Left by a killed run (atomic_path names them .NAME.tmp-PID); never readable as shards.
-    for stale in out_dir.glob(".*.parquet.tmp-*"):
-        with contextlib.suppress(OSError):
-            stale.unlink()
 
 
 def _check_existing_folder(out_dir: Path, writer: ShardWriter, plan: Sequence[Shard]) -> None:
@@ -190,8 +162,8 @@ def embed_corpus(
         shard_size=shard_size,
         notes=list(loaded.notes) + list(notes),
     )
-    with folder_lock(out):
-        _remove_stale_temporaries(out)
+    with folder_lock(out, "embed"):
+        remove_stale_temporaries(out)  # left by a killed run; never readable as shards
         probe = ShardWriter(out, {**run_meta, "device": device_info})
         _check_existing_folder(out, probe, plan)
         done = {s.index for s in plan if probe.finished(s) is not None}

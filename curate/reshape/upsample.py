@@ -139,25 +139,49 @@ def greedy_thinning(
     return alive, dropped_for, np.asarray(drop_order, dtype=np.int64)
 
 
+def _thinning_rank(order: np.ndarray | None, m: int) -> np.ndarray:
+    """``rank[c]`` [m] int64: the position of candidate c in ``order`` (candidate indices, first to
+    last; a permutation of ``0..m-1``) or, for ``None``, in index order."""
+    if order is None:
+        return np.arange(m, dtype=np.int64)
+    listed = np.asarray(order)
+    if (
+        listed.shape != (m,)
+        or (m and not np.issubdtype(listed.dtype, np.integer))
+        or not np.array_equal(np.sort(listed), np.arange(m))
+    ):
+        raise ValueError(f"candidate order must list each of the {m} candidate indices exactly once")
+    rank = np.empty(m, dtype=np.int64)
+    rank[listed.astype(np.int64)] = np.arange(m)
+    return rank
+
+
 def select_candidates(
     candidate_vectors: np.ndarray,
     reference_vectors: np.ndarray,
     *,
     thresholds: ContentThresholds | None = None,
+    order: np.ndarray | None = None,
     device: str = "auto",
 ) -> CandidateSelection:
     """DDCUp steps 1-3 on candidate features [m, dim] against training references [n_refs, dim].
 
     A candidate is eligible iff its nearest training reference is farther than r (novel) and its
     farthest is nearer than the references' largest spread (in distribution); eligible candidates
-    are then thinned greedily. Candidates must come in the order that breaks ties (ascending
-    ``sample_id``).
+    are then thinned greedily: of the closest pair, the member that comes first in the candidate
+    order is dropped, and equal distances are taken in the order of their members (first, then
+    second), as the release's argmin over its distance matrix does.
+
+    ``order`` [m] int: candidate indices in the thinning order (e.g. the release's file order, from
+    :func:`curate.reshape.candidate_order.read_candidate_order`); ``None`` keeps the index order,
+    which the pipeline makes ascending ``sample_id``. Results stay indexed like the inputs.
     """
     cand = np.asarray(candidate_vectors, dtype=np.float32)
     refs = np.asarray(reference_vectors, dtype=np.float32)
     if thresholds is None:
         thresholds = content_thresholds(refs, device=device)
     m = cand.shape[0]
+    rank = _thinning_rank(order, m)
     reason = np.full(m, CANDIDATE_KEPT, dtype=object)
     if m == 0:
         empty_f = np.zeros(0, np.float64)
@@ -175,7 +199,9 @@ def select_candidates(
     eligible = novel & inside
     kept = np.zeros(m, dtype=bool)
     dropped_for = np.full(m, -1, dtype=np.int64)
+    # eligible candidates in thinning order: greedy_thinning drops the lower index of a pair
     elig_idx = np.flatnonzero(eligible)
+    elig_idx = elig_idx[np.argsort(rank[elig_idx], kind="stable")]
     kept_sub, dropped_sub, order_sub = greedy_thinning(
         cand[elig_idx], thresholds.novelty_threshold, device=device
     )

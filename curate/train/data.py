@@ -183,7 +183,5 @@ def samples_of(images: ManifestDataset) -> Samples:
         scores=images.scores.astype(np.float32),
         ref_ids=frame["ref_id"].astype(str).to_numpy(dtype=object),
         origins=np.asarray(origins, dtype=object),
-        weights=(
-            frame["weight"].to_numpy(dtype=np.float32) if "weight" in frame else np.ones(len(frame), np.float32)
-        ),
+        weights=images.weights,
     )

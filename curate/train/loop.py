@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from curate import __version__
-from curate.data import ManifestDataset, RootOverride, read_samples
+from curate.data import ManifestDataset, RootOverride, check_root_sources, read_samples
 from curate.errors import CurateError, ImageError
 from curate.fsio import atomic_path, atomic_write_text, command_line, fingerprint
 from curate.progress import Progress
@@ -621,7 +621,7 @@ def train(
     eval_sets = dict(eval_sets or {})
     torch.manual_seed(config.seed)
 
-    images = ManifestDataset(manifest_path, root=root)
+    images = ManifestDataset(manifest_path, root=root, check_root=False)
     if not len(images):
         raise CurateError(f"{manifest_path}: the manifest has no rows")
     inputs: dict[str, Any] = {"manifest": fingerprint(manifest_path)}
@@ -631,8 +631,14 @@ def train(
     val_images = None if val_set is None else eval_dataset(val_set, eval_root)
     if val_images is not None and not len(val_images):
         raise CurateError(f"{val_set}: the validation set has no scored rows")
-    out = Path(out_dir)  # created only once the inputs have been read
-    out.mkdir(parents=True, exist_ok=True)
+    tables = (images, *eval_images.values(), *([val_images] if val_images is not None else []))
+    sources = {s for ds in tables for s in ds.frame["source"].astype(str).unique()}
+    check_root_sources(root, sources, str(manifest_path) + (" or its --eval sets" if eval_sets else ""))
+    # The run folder is made by the run's first file (the checkpoint after the first epoch), so a
+    # run that fails before that (bad input, device or weights) leaves no folder behind.
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise CurateError(f"{out}: exists and is not a folder (-o names the run folder)")
     for name, path in eval_sets.items():
         inputs[f"eval:{name}"] = fingerprint(path)
     if val_set is not None:
@@ -694,7 +700,7 @@ def train(
 def eval_dataset(path: str | os.PathLike[str], root: RootOverride = None) -> ManifestDataset:
     """An evaluation set: its scored rows. Unscored pristine references of a synthetic corpus are
     not test samples and are left out; any other unscored row is an error (ManifestDataset)."""
-    frame, _ = read_samples(path, root)
+    frame, _ = read_samples(path, root, check_root=False)
     pristine = frame["is_reference"].fillna(False).astype(bool) & frame["score"].isna()
     return ManifestDataset(frame.loc[~pristine].reset_index(drop=True), root=None)
 
