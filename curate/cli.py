@@ -13,8 +13,10 @@ from typing import Any
 import click
 
 from curate import __version__
-from curate.errors import CurateError
+from curate.errors import CurateError, ParamError
 from curate.fsio import set_command_line
+from curate.params import default_of, option_name, specs
+from curate.reshape.params import DRCParams, ReshapeParams
 
 
 class CurateGroup(click.Group):
@@ -31,6 +33,8 @@ class CurateGroup(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
+        except ParamError as exc:  # a parameter object refused an option: a usage error
+            raise click.UsageError(str(exc)) from None
         except CurateError as exc:
             if debug:
                 traceback.print_exc()
@@ -58,13 +62,34 @@ def main() -> None:
     cli.main(prog_name="curate")
 
 
-def _device_option(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    """Accept auto, cpu, cuda or cuda:N; anything else is a usage error."""
-    import re
-
-    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
-        raise click.BadParameter(f"{value!r} is not one of auto, cpu, cuda, cuda:N")
-    return value
+def param_option(cls: Any, name: str, *, default: Any = None, **overrides: Any) -> Any:
+    """A click option for field ``name`` of parameter class ``cls``: its option name, help, choices,
+    range and default come from the field's declaration (:mod:`curate.params`), so the command line
+    states none of them again. ``default`` replaces the library default only where the CLI must
+    (e.g. ``None``, meaning "the parameter object decides")."""
+    spec = specs(cls)[name]
+    option = option_name(cls, name)
+    value = default_of(cls, name) if default is None else default
+    kwargs: dict[str, Any] = {"help": spec.help, "show_default": value is not None}
+    choices = spec.allowed()
+    decls = [option]
+    if choices is not None:
+        kwargs["type"] = click.Choice(list(choices))
+    elif spec.kind is bool:
+        decls = [f"{option}/--no-{option[2:]}"]
+    elif spec.kind in (int, float):
+        bounds = {"min": spec.low, "max": spec.high, "min_open": spec.low_open, "max_open": spec.high_open}
+        if spec.low is None and spec.high is None:
+            kwargs["type"] = spec.kind
+        else:
+            kwargs["type"] = (click.IntRange if spec.kind is int else click.FloatRange)(**bounds)
+    elif spec.kind == "levels" or spec.kind == "types":
+        kwargs["metavar"] = "1,3,5" if spec.kind == "levels" else "PRESET|1,3,10"
+        value = None if value is None else ",".join(map(str, value))
+    elif spec.kind == "device":
+        kwargs["metavar"] = "auto|cpu|cuda[:N]"
+    kwargs.update(overrides)
+    return click.option(*decls, name, default=value, **kwargs)
 
 
 # ---- ingest / validate -----------------------------------------------------------------------
@@ -180,8 +205,8 @@ def synthesize_command(
 ) -> None:
     """Render KADID distortions of REFS (a corpus parquet or a folder of images) into OUTPUT."""
     from curate.distort import MAX_PIXELS
+    from curate.distort.presets import parse_levels, parse_types
     from curate.distort.synthesize import synthesize
-    from curate.reshape.presets import parse_levels, parse_types
 
     try:
         types = parse_types(types_spec)
@@ -275,67 +300,39 @@ def embed_command(
 @click.option("--embeddings", required=True, type=click.Path(file_okay=False), help="Its embeddings folder.")
 @click.option("--pool", type=click.Path(dir_okay=False), help="Candidate pool corpus (from 'curate synthesize').")
 @click.option("--pool-embeddings", type=click.Path(file_okay=False), help="Embeddings of the pool references.")
-@click.option("--types", default=None, help="Distortion types: a preset (livec, koniq, bid, ...) or a list like 1,3,10.")
-@click.option("--levels", default="1,3,5", show_default=True, help="Levels of the DDCUp samples.")
-@click.option(
-    "--weighting",
-    type=click.Choice(["official", "similarity", "uniform"]),
-    default="official",
-    show_default=True,
-    help="Pseudo-label weights: softmax(+d) as released, softmax(-d), or uniform.",
-)
-@click.option("--target-size", type=click.IntRange(min=1), default=None, help="Exact number of manifest rows.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--similarity-threshold", type=click.FloatRange(-1.0, 1.0), default=0.9, show_default=True)
-@click.option("--score-gap", type=click.FloatRange(min=0.0, min_open=True), default=1.0, show_default=True)
-@click.option("--group-cap", type=click.IntRange(min=1), default=20, show_default=True)
-@click.option("--device", default="auto", show_default=True, callback=_device_option,
-              help="auto, cpu or cuda[:N] for the neighbour search.")
+@param_option(ReshapeParams, "types")
+@param_option(ReshapeParams, "levels")
+@param_option(ReshapeParams, "weighting")
+@param_option(ReshapeParams, "target_size")
+@param_option(ReshapeParams, "seed")
+@param_option(ReshapeParams, "drc")
+@param_option(ReshapeParams, "candidates")
+@param_option(DRCParams, "similarity_threshold")
+@param_option(DRCParams, "score_gap")
+@param_option(DRCParams, "group_cap")
+@param_option(DRCParams, "keep_fraction")
+@param_option(ReshapeParams, "device")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="manifest.parquet to write.")
 def reshape_command(
     corpus: str,
     embeddings: str,
     pool: str | None,
     pool_embeddings: str | None,
-    types: str | None,
-    levels: str,
-    weighting: str,
-    target_size: int | None,
-    seed: int,
+    output: str,
     similarity_threshold: float,
     score_gap: float,
     group_cap: int,
-    device: str,
-    output: str,
+    keep_fraction: float,
+    **settings: Any,
 ) -> None:
     """Reshape a corpus (DRCDown, DDCUp with --pool) into a training manifest + decisions table."""
     from curate.reshape.pipeline import format_summary, reshape
-    from curate.reshape.presets import parse_levels, parse_types
 
     if (pool is None) != (pool_embeddings is None):
         raise click.UsageError("--pool and --pool-embeddings go together")
-    try:
-        if types:
-            parse_types(types)
-        parse_levels(levels)
-    except CurateError as exc:
-        raise click.BadParameter(str(exc)) from None
-    result = reshape(
-        corpus,
-        embeddings,
-        output,
-        pool=pool,
-        pool_embeddings=pool_embeddings,
-        types=types,
-        levels=levels,
-        weighting=weighting,
-        target_size=target_size,
-        seed=seed,
-        similarity_threshold=similarity_threshold,
-        score_gap=score_gap,
-        group_cap=group_cap,
-        device=device,
-    )
+    redundancy = DRCParams(similarity_threshold, score_gap, group_cap, keep_fraction)
+    params = ReshapeParams(**settings, redundancy=redundancy)
+    result = reshape(corpus, embeddings, output, pool=pool, pool_embeddings=pool_embeddings, params=params)
     for line in format_summary(result.summary):
         click.echo(line)
     click.echo(f"wrote {result.manifest_path} and {result.decisions_path}")
@@ -372,8 +369,7 @@ def reshape_command(
     type=click.Choice(["leaf", "eom"]),
     help="HDBSCAN cluster selection (leaf: finest clusters, comparable before/after).",
 )
-@click.option("--device", default="auto", show_default=True, callback=_device_option,
-              help="auto, cpu or cuda[:N] (neighbour search).")
+@param_option(ReshapeParams, "device")
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Report folder.")
 def analyze_command(
     corpus: str,
@@ -392,7 +388,7 @@ def analyze_command(
 ) -> None:
     """Content distribution and density structure of a corpus (before/after a reshape) as a report."""
     from curate.analyze import analyze
-    from curate.reshape.presets import parse_types
+    from curate.distort.presets import parse_types
 
     if pool is not None and pool_embeddings is None:
         raise click.UsageError("--pool needs --pool-embeddings")
@@ -539,7 +535,7 @@ def train_cmd(
 def demo_command(out_dir: str, seed: int, workers: int, encoder: str, preset: str, quick: bool) -> None:
     """Run the whole pipeline on the bundled demo corpus and compare the manifests by training."""
     from curate.demo.pipeline import comparison_table, run_demo
-    from curate.reshape.presets import parse_types
+    from curate.distort.presets import parse_types
 
     try:
         parse_types(preset)

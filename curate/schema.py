@@ -516,10 +516,12 @@ EMBEDDING_SHARD_GLOB = "part-*.parquet"
 class Embeddings:
     """Embeddings loaded from a folder: ``ids`` (str array), ``vectors`` (float32 [n, dim]), ``meta``."""
 
-    def __init__(self, ids: np.ndarray, vectors: np.ndarray, meta: dict[str, Any], where: str) -> None:
-        self.ids = ids
+    def __init__(
+        self, ids: np.ndarray, vectors: np.ndarray, meta: dict[str, Any] | None = None, where: str = "embeddings"
+    ) -> None:
+        self.ids = np.asarray(ids, dtype=object)
         self.vectors = vectors
-        self.meta = meta
+        self.meta = meta or {}
         self.where = where
         self._index: dict[str, int] | None = None
 
@@ -537,8 +539,16 @@ class Embeddings:
         return self._index
 
     def take(self, sample_ids: Sequence[str] | np.ndarray, *, what: str = "corpus") -> np.ndarray:
-        """Vectors for ``sample_ids`` in that order; refuse if any is missing."""
+        """Vectors for ``sample_ids`` in that order; refuse if any is missing.
+
+        A view when the ids are a run of the held rows in the same order (as a reader fills them),
+        else a copy.
+        """
         index = self.index()
+        wanted = np.asarray(sample_ids, dtype=object)
+        start = index.get(wanted[0], -1) if wanted.size else -1
+        if start >= 0 and np.array_equal(self.ids[start : start + wanted.size], wanted):
+            return self.vectors[start : start + wanted.size]
         rows = np.fromiter((index.get(s, -1) for s in sample_ids), dtype=np.int64, count=len(sample_ids))
         if (rows < 0).any():
             missing = [s for s, r in zip(sample_ids, rows) if r < 0]

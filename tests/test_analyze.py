@@ -12,9 +12,10 @@ import pytest
 from click.testing import CliRunner
 
 from curate.analyze import analyze
-from curate.analyze.density import gini, subsample
+from curate.analyze.density import gini
 from curate.cli import cli
 from curate.errors import CurateError
+from curate.sampling import subsample
 from curate.schema import embeddings_table, make_metadata, write_parquet, write_table
 
 DIM = 32

@@ -26,8 +26,9 @@ import numpy as np
 import pandas as pd
 
 from curate.analyze import analyze
+from curate.distort.presets import parse_types
+from curate.reshape.params import ReshapeParams
 from curate.reshape.pipeline import reshape
-from curate.reshape.presets import parse_types
 from curate.schema import embeddings_table, make_metadata, write_parquet, write_table
 
 ENCODER = {"name": "synthetic", "pretrained": "none"}
@@ -142,9 +143,7 @@ def build(
         out / "manifest.parquet",
         pool=paths["pool"],
         pool_embeddings=paths["pool_embeddings"],
-        types=",".join(str(t) for t in types),
-        seed=seed,
-        device="cpu",
+        params=ReshapeParams(types=types, seed=seed, device="cpu"),
     )
     paths["manifest"] = out / "manifest.parquet"
     return paths

@@ -14,15 +14,8 @@ from typing import Any
 import numpy as np
 
 from curate.analyze.content import describe
-from curate.reshape.downsample import (
-    GROUP_CAP,
-    KEEP_FRACTION,
-    MAX_SCORE_GAP,
-    SIMILARITY_THRESHOLD,
-    keep_count,
-    redundancy_groups,
-    sample_keys,
-)
+from curate.reshape.downsample import keep_count, redundancy_groups
+from curate.reshape.params import GROUP_CAP, KEEP_FRACTION, SCORE_GAP, SIMILARITY_THRESHOLD
 
 DEFAULT_SAMPLE_CAP = 20_000
 DEFAULT_PCA_DIMS = 32
@@ -30,21 +23,6 @@ DEFAULT_MIN_CLUSTER_SIZE = 10
 CLUSTER_SELECTIONS = ("leaf", "eom")
 DEFAULT_CLUSTER_SELECTION = "leaf"
 NO_DISTORTION = -1
-
-
-def subsample(sample_ids: np.ndarray, cap: int, seed: int) -> np.ndarray:
-    """Indices (ascending) of at most ``cap`` samples: those with the smallest (seed, sample_id) hash.
-
-    A sample's fate depends only on its own id and the seed, so a sample kept in one set (the corpus)
-    is also kept in another (the manifest) when both hold it and both are capped.
-    """
-    n = len(sample_ids)
-    if n <= cap:
-        return np.arange(n)
-    ids = np.asarray(sample_ids, dtype=object)
-    keys = sample_keys(ids, seed)
-    order = np.lexsort((ids.astype(str), keys))
-    return np.sort(order[:cap])
 
 
 @dataclass(frozen=True)
@@ -232,7 +210,7 @@ def find_redundancy(
     scores: np.ndarray,
     *,
     similarity_threshold: float = SIMILARITY_THRESHOLD,
-    max_score_gap: float = MAX_SCORE_GAP,
+    score_gap: float = SCORE_GAP,
     device: str = "auto",
 ) -> Redundancy:
     """Redundancy groups (cos > threshold and score gap < max gap; components) of scored samples."""
@@ -241,7 +219,7 @@ def find_redundancy(
         vectors,
         scores,
         similarity_threshold=similarity_threshold,
-        max_score_gap=max_score_gap,
+        score_gap=score_gap,
         device=device,
     )
     return Redundancy(groups.group_id, groups.group_size, len(groups.pairs))

@@ -41,13 +41,13 @@ from curate.analyze.density import (
     find_redundancy,
     fit_projection,
     redundancy_summary,
-    subsample,
 )
 from curate.analyze.html import Figure, render_index
 from curate.errors import CurateError
 from curate.fsio import atomic_write_text, command_line, fingerprint, temporary_name
 from curate.progress import Progress
-from curate.reshape.downsample import GROUP_CAP, KEEP_FRACTION, MAX_SCORE_GAP, SIMILARITY_THRESHOLD
+from curate.reshape.params import GROUP_CAP, KEEP_FRACTION, SCORE_GAP, SIMILARITY_THRESHOLD
+from curate.sampling import subsample
 from curate.schema import Embeddings, read_corpus, read_embeddings, read_manifest, same_encoder
 
 REPORT_FORMAT = "analyze_report"
@@ -151,7 +151,7 @@ def analyze(
     min_samples: int | None = None,
     cluster_selection: str = DEFAULT_CLUSTER_SELECTION,
     similarity_threshold: float = SIMILARITY_THRESHOLD,
-    max_score_gap: float = MAX_SCORE_GAP,
+    max_score_gap: float = SCORE_GAP,
     group_cap: int = GROUP_CAP,
     keep_fraction: float = KEEP_FRACTION,
     device: str = "auto",
@@ -489,7 +489,7 @@ def _analyse_set(
             samples.vectors[scored],
             samples.score[scored],
             similarity_threshold=redundancy_args["similarity_threshold"],
-            max_score_gap=redundancy_args["max_score_gap"],
+            score_gap=redundancy_args["max_score_gap"],
             device=redundancy_args["device"],
         )
         numbers = redundancy_summary(

@@ -112,10 +112,11 @@ def run_demo(
     from curate.corpus import ingest
     from curate.corpus.options import ReaderOptions
     from curate.demo.corpus import build_demo_corpus
+    from curate.distort.presets import parse_types
     from curate.distort.synthesize import synthesize
     from curate.export import export_manifest
+    from curate.reshape.params import ReshapeParams
     from curate.reshape.pipeline import reshape
-    from curate.reshape.presets import parse_types
     from curate.train import train
 
     out = Path(out_dir).resolve()
@@ -149,16 +150,16 @@ def run_demo(
         "paper": out / "manifest_paper.parquet",
         "reshaped": out / "manifest_reshaped.parquet",
     }
-    # The original training set: the selected types with DRCDown off (no pair has cosine above 1).
-    original = reshape(corpus, emb["train"], manifests["original"], types=preset, seed=seed, similarity_threshold=1.0)
+    # The original training set: the selected types, DRCDown off, no pool.
+    original = reshape(corpus, emb["train"], manifests["original"], params=ReshapeParams(types=preset, seed=seed, drc=False))
     paper = reshape(
         corpus, emb["train"], manifests["paper"], pool=pool_corpus, pool_embeddings=emb["pool"],
-        types=preset, seed=seed,
+        params=ReshapeParams(types=preset, seed=seed),
     )
     # Reshaped to the original set's size, so the two training runs compare at equal size.
     reshaped = reshape(
         corpus, emb["train"], manifests["reshaped"], pool=pool_corpus, pool_embeddings=emb["pool"],
-        types=preset, seed=seed, target_size=len(original.manifest),
+        params=ReshapeParams(types=preset, seed=seed, target_size=len(original.manifest)),
     )
     rows = {"original": len(original.manifest), "paper": len(paper.manifest), "reshaped": len(reshaped.manifest)}
     upsampled = {

@@ -34,12 +34,12 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from curate.distort.presets import ALL_TYPES
 from curate.distort.registry import DISTORTIONS, LEVELS, MAX_PIXELS, distortion_rng
 from curate.errors import CurateError, ImageError
 from curate.fsio import atomic_path, atomic_write_text, fingerprint
 from curate.images import load_rgb, reject_reason
 from curate.progress import Progress
-from curate.reshape.presets import ALL_TYPES
 from curate.schema import corpus_root, make_metadata, read_corpus, write_table
 
 SOURCE = "synthesized"
