@@ -321,9 +321,9 @@ def test_mixed_encoders_are_refused(inputs: dict, tmp_path: Path) -> None:
 
 
 def _pool_vectors(inputs: dict) -> np.ndarray:
-    from curate.schema import read_embeddings
+    from curate.schema import EmbeddingsFolder
 
-    return read_embeddings(inputs["pool_embeddings"]).vectors
+    return EmbeddingsFolder(inputs["pool_embeddings"]).load().vectors
 
 
 def test_bad_requests_are_refused(inputs: dict, tmp_path: Path) -> None:

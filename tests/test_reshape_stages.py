@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from reshape_helpers import make_dataset, unit
+from reshape_helpers import make_dataset, unit, write_embeddings
 
 from curate.cli import cli
 from curate.errors import ParamError
@@ -125,3 +125,20 @@ def test_reshape_cli_defaults_and_ranges_are_the_library_s():
     # ranges and choices come from the same declarations
     result = CliRunner().invoke(cli, ["reshape", "--corpus", "c", "--embeddings", "e", "-o", "m", "--group-cap", "0"])
     assert result.exit_code == 2 and "--group-cap" in result.output
+
+
+def test_each_stage_reads_only_the_embedding_rows_it_needs(ds, tmp_path):
+    refs = sorted(s for s in ds.train_vectors if "_" not in s)  # the corpus references only
+    only_refs = write_embeddings(tmp_path / "refs-emb", refs, np.stack([ds.train_vectors[s] for s in refs]))
+    base = ["reshape", "--corpus", str(ds.corpus), "--embeddings", str(only_refs), "--pool", str(ds.pool),
+            "--pool-embeddings", str(ds.pool_embeddings), "--device", "cpu"]
+    ok = CliRunner().invoke(cli, [*base, "--no-drc", "-o", str(tmp_path / "a" / "manifest.parquet")])
+    assert ok.exit_code == 0, ok.output
+    drc = CliRunner().invoke(cli, [*base, "-o", str(tmp_path / "b" / "manifest.parquet")])
+    assert drc.exit_code == 1 and "do not cover the selected originals DRCDown compares: 150 sample(s)" in drc.output
+    trim = CliRunner().invoke(cli, [*base, "--no-drc", "--target-size", "50", "-o", str(tmp_path / "c.parquet")])
+    assert trim.exit_code == 1 and "selected originals --target-size may trim" in trim.output
+    no_refs = write_embeddings(tmp_path / "no-refs", ["kadid/I01_01_01"], ds.train_vectors["kadid/I01_01_01"][None])
+    base[4] = str(no_refs)
+    refs_missing = CliRunner().invoke(cli, [*base, "--no-drc", "-o", str(tmp_path / "d.parquet")])
+    assert refs_missing.exit_code == 1 and "corpus references DDCUp measures candidates against" in refs_missing.output

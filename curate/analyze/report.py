@@ -48,7 +48,7 @@ from curate.fsio import atomic_write_text, command_line, fingerprint, temporary_
 from curate.progress import Progress
 from curate.reshape.params import GROUP_CAP, KEEP_FRACTION, SCORE_GAP, SIMILARITY_THRESHOLD
 from curate.sampling import subsample
-from curate.schema import Embeddings, read_corpus, read_embeddings, read_manifest, same_encoder
+from curate.schema import Embeddings, EmbeddingsFolder, read_corpus, read_frame, same_encoder
 
 REPORT_FORMAT = "analyze_report"
 REPORT_FORMAT_VERSION = 1
@@ -359,10 +359,10 @@ def _read_inputs(
     """Read and check the tables and embeddings; refuse mixed encoders and uncovered samples."""
     corpus_df, _ = read_corpus(corpus)
     corpus_df = corpus_df.sort_values("sample_id", kind="stable").reset_index(drop=True)
-    emb = read_embeddings(embeddings)
+    emb = EmbeddingsFolder(embeddings).load()
     pool_emb = None
     if pool_embeddings is not None:
-        pool_emb = read_embeddings(pool_embeddings)
+        pool_emb = EmbeddingsFolder(pool_embeddings).load()
         same_encoder(emb, pool_emb)
     is_ref = corpus_df["is_reference"].to_numpy(dtype=bool)
     selected = ~is_ref
@@ -385,7 +385,7 @@ def _read_inputs(
 
     manifest_df = after = None
     if manifest is not None:
-        manifest_df, _ = read_manifest(manifest)
+        manifest_df, _ = read_frame(manifest, "manifest")
         manifest_df = manifest_df.sort_values("sample_id", kind="stable").reset_index(drop=True)
         after = _manifest_set(manifest, manifest_df, emb, pool_emb)
     return _Inputs(

@@ -20,7 +20,6 @@ Steps (every one is the same library function its CLI verb calls; every output l
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ import click
 
 from curate.errors import WeightsUnavailable
 from curate.fsio import atomic_write_text
+from curate.jsonio import json_text
 
 DEFAULT_PRESET = "livec"
 ENCODER_FALLBACK = "imagestats"
@@ -187,9 +187,7 @@ def run_demo(
             quiet=True, seed=TRAIN_SEED, val_fraction=VAL_FRACTION,
         )
         comparison[name] = {"rows": rows[name], "upsampled": upsampled[name], "summary": summary}
-    atomic_write_text(
-        out / "comparison.json", json.dumps(comparison, indent=2, sort_keys=True, default=str) + "\n"
-    )
+    atomic_write_text(out / "comparison.json", json_text(comparison, sort_keys=True))
     return DemoResult(out, chosen, manifests, out / "report" / "index.html", export_dir, runs, comparison, warnings)
 
 

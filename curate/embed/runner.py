@@ -18,11 +18,19 @@ from typing import Any
 
 from curate.embed.encoders import Encoder, EncoderSpec
 from curate.embed.shards import Shard, corpus_identity, plan_shards
-from curate.embed.writer import REJECTS_NAME, ShardWriter, collect_rejects, write_rejects
+from curate.embed.writer import REJECT_STAGE, ShardWriter, collect_rejects
 from curate.errors import CurateError
-from curate.fsio import fingerprint
 from curate.images import DEFAULT_MAX_PIXELS
-from curate.schema import EMBEDDING_SHARD_GLOB, corpus_root, make_metadata, read_corpus, read_metadata
+from curate.provenance import input_fingerprints
+from curate.schema import (
+    EMBEDDING_SHARD_GLOB,
+    REJECTS_NAME,
+    corpus_root,
+    make_metadata,
+    read_corpus,
+    read_metadata,
+    write_rejects,
+)
 
 ENGINES = ("local", "ray")
 DEFAULT_SHARD_SIZE = 10_000
@@ -182,7 +190,7 @@ def embed_corpus(
             "precision": precision,
             "max_pixels": max_pixels,
         },
-        inputs={"corpus": fingerprint(corpus)},
+        inputs=input_fingerprints({"corpus": corpus}),
         encoder=loaded.identity,
         dim=loaded.dim,
         dtype=DTYPE,
@@ -265,5 +273,5 @@ def _finish_rejects(out: Path, writer: ShardWriter, plan: Sequence[Shard], run_m
         encoder=run_meta["encoder"],
         corpus=run_meta["corpus"],
     )
-    write_rejects(out, rejects, meta)
+    write_rejects(rejects, out / REJECTS_NAME, REJECT_STAGE, meta)
     return len(rejects)

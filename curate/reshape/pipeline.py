@@ -23,22 +23,13 @@ import numpy as np
 import pandas as pd
 
 from curate.errors import CurateError
-from curate.fsio import fingerprint
+from curate.inputs import load_inputs
 from curate.reshape.decisions import decision_frame, join_decisions
 from curate.reshape.downsample import DRCStage, downsample_stage
 from curate.reshape.params import ReshapeParams
 from curate.reshape.targetsize import SizeBounds, size_bounds, target_size_stage
 from curate.reshape.upsample import DDCStage, pool_candidates, training_references, upsample_stage
-from curate.schema import (
-    CORPUS_FIELDS,
-    Embeddings,
-    corpus_root,
-    make_metadata,
-    read_corpus,
-    read_embedding_rows,
-    same_encoder,
-    write_table,
-)
+from curate.schema import CORPUS_FIELDS, Embeddings, corpus_root, make_metadata, write_table
 
 CORPUS_COLUMNS = [f.name for f in CORPUS_FIELDS]
 TYPE_NOT_SELECTED = "type_not_selected"
@@ -347,25 +338,27 @@ def reshape(
     params: ReshapeParams | None = None,
 ) -> ReshapeResult:
     """Read the inputs, reshape with ``params`` (default: the paper's), write ``output`` (manifest)
-    and the decisions table beside it. Only the embedding rows the stages switched on need are
-    read (:meth:`ReshapePlan.needs`).
+    and the decisions table beside it.
+
+    Only the embedding rows the stages switched on need are read (:meth:`ReshapePlan.needs`); rows
+    they need and the embeddings lack are refused, naming the stage that needs them.
     """
     if (pool is None) != (pool_embeddings is None):
         raise CurateError("--pool and --pool-embeddings go together (the pool corpus and its embeddings)")
-    params = params or ReshapeParams()
-    train_frame, train_meta = read_corpus(corpus)
-    pool_frame, pool_meta = read_corpus(pool) if pool is not None else (None, None)
-    plan = plan_reshape(train_frame, pool_frame, params, where=str(corpus), pool_where=str(pool))
-    train_emb = read_embedding_rows(embeddings, plan.ids("corpus"), what="corpus")
+    data = load_inputs(corpus=corpus, embeddings=embeddings, pool=pool, pool_embeddings=pool_embeddings)
+    assert data.corpus is not None and data.embeddings is not None
+    plan = plan_reshape(data.corpus, data.pool, params or ReshapeParams(), where=str(corpus), pool_where=str(pool))
+    needs = plan.needs()
+    train_emb = data.embeddings.load(
+        plan.ids("corpus"), needs=[(n.ids, n.what) for n in needs if n.source == "corpus"]
+    )
     pool_emb = None
-    inputs: dict[str, Any] = {"corpus": fingerprint(corpus), "embeddings": fingerprint(embeddings)}
-    roots = _roots(train_meta, train_frame, str(corpus))
-    if pool is not None and pool_embeddings is not None and pool_frame is not None and pool_meta is not None:
-        pool_emb = read_embedding_rows(pool_embeddings, plan.ids("pool"), what="pool references")
-        same_encoder(train_emb, pool_emb)
-        inputs["pool"] = fingerprint(pool)
-        inputs["pool_embeddings"] = fingerprint(pool_embeddings)
-        for source, root in _roots(pool_meta, pool_frame, str(pool)).items():
+    roots = _roots(data.corpus_meta, data.corpus, str(corpus))
+    if data.pool is not None and data.pool_embeddings is not None:
+        pool_emb = data.pool_embeddings.load(
+            plan.ids("pool"), needs=[(n.ids, n.what) for n in needs if n.source == "pool"]
+        )
+        for source, root in _roots(data.pool_meta, data.pool, str(pool)).items():
             if roots.get(source, root) != root:
                 raise CurateError(
                     f"{pool}: source {source!r} has root {root} but the corpus gives it {roots[source]}; "
@@ -378,9 +371,10 @@ def reshape(
         "roots": {s: roots[s] for s in used_sources},
         "thresholds": result.summary.get("thresholds"),
         "weighting": plan.params.weighting,
-        "encoder": train_emb.encoder,
+        "encoder": data.embeddings.encoder,
     }
     recorded = plan.params.as_dict()
+    inputs = data.fingerprints()
     manifest_meta = make_metadata("manifest", params=recorded, seed=plan.params.seed, inputs=inputs, **extra)
     decisions_meta = make_metadata("decisions", params=recorded, seed=plan.params.seed, inputs=inputs, **extra)
     out = Path(output)

@@ -35,14 +35,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from curate import __version__
 from curate.data import ManifestDataset, RootOverride, read_samples
 from curate.errors import CurateError, ImageError
-from curate.fsio import atomic_path, atomic_write_text, command_line, fingerprint
+from curate.fsio import atomic_path, atomic_write_text, fingerprint
+from curate.jsonio import json_text, plain
 from curate.progress import Progress
+from curate.provenance import provenance
 from curate.reshape import downsample
 from curate.reshape.neighbours import pick_device
-from curate.schema import read_embeddings, same_encoder
+from curate.schema import EmbeddingsFolder, same_encoder
 from curate.train.data import (
     EVAL,
     FEATURES,
@@ -134,24 +135,6 @@ def _batches(
         # a loader worker wraps the message in its traceback; keep the one line that names the image
         lines = [line for line in str(exc).splitlines() if line.strip()]
         raise ImageError(lines[-1].split("ImageError: ", 1)[-1] if lines else str(exc)) from None
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return _json_safe(float(value))
-    return value
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(_json_safe(value), sort_keys=True, indent=2) + "\n"
 
 
 class Runner:
@@ -336,9 +319,9 @@ class Runner:
                 tmp / "optimizer.pt",
             )
             (tmp / "state.json").write_text(
-                _dumps({"epoch": epoch, "identity": self.identity, "history": self.history})
+                json_text({"epoch": epoch, "identity": self.identity, "history": self.history}, sort_keys=True)
             )
-        atomic_write_text(self.out_dir / CHECKPOINT_POINTER, _dumps({"epoch": epoch, "dir": name}))
+        atomic_write_text(self.out_dir / CHECKPOINT_POINTER, json_text({"epoch": epoch, "dir": name}, sort_keys=True))
         for old in self.out_dir.glob("ckpt-*"):
             if old.name != name and old.is_dir():
                 shutil.rmtree(old, ignore_errors=True)
@@ -376,7 +359,7 @@ class Runner:
         for epoch in range(done, self.config.epochs):
             record = self.train_epoch(epoch)
             record.update(self.evaluate())
-            self.history.append(_json_safe(record))
+            self.history.append(plain(record))
             if not self.quiet:
                 print(_epoch_line(record), file=sys.stderr, flush=True)
             val = record.get("val", {}).get("srcc")
@@ -385,11 +368,11 @@ class Runner:
                 self.save_weights("model_val_best.safetensors")
             self.save_checkpoint(epoch + 1)
             atomic_write_text(
-                self.out_dir / "metrics.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in self.history)
+                self.out_dir / "metrics.jsonl", "".join(json_text(r, sort_keys=True, style="line") + "\n" for r in self.history)
             )
         self.save_weights("model.safetensors")
         summary = make_summary(self.config, self.identity, self.history, self.val_rows.size, self.train_rows.size)
-        atomic_write_text(self.out_dir / "summary.json", _dumps(summary))
+        atomic_write_text(self.out_dir / "summary.json", json_text(summary, sort_keys=True))
         plot_curves(self.history, self.out_dir / "curves.png")
         return summary
 
@@ -450,10 +433,9 @@ def make_summary(
 ) -> dict[str, Any]:
     """The run's summary: settings, sizes, last epoch, validation-best epoch, and (if asked) test-best."""
     summary: dict[str, Any] = {
-        "curate_version": __version__,
-        "command": command_line(),
-        "config": asdict(config) | {"lr": config.resolved_lr()},
-        "inputs": identity.get("inputs", {}),
+        **provenance(
+            params=asdict(config) | {"lr": config.resolved_lr()}, seed=config.seed, inputs=identity.get("inputs", {})
+        ),
         "n_train_rows": int(n_train),
         "n_val_rows": int(n_val),
         "epochs_run": len(history),
@@ -560,21 +542,23 @@ def train(
     if head_only:
         if embeddings is None:
             raise CurateError("--head-only needs --embeddings EMB_DIR (from 'curate embed')")
-        emb = read_embeddings(embeddings)
+        emb = EmbeddingsFolder(embeddings)
         folders = list(embeddings) if isinstance(embeddings, (list, tuple)) else [embeddings]
         inputs["embeddings"] = [fingerprint(folder) for folder in folders]
+        vectors = emb.load(images.sample_ids, what=f"manifest {manifest_path}").vectors
         train_source: ImageSource | EmbeddingSource = EmbeddingSource(
-            samples_of(images), emb.take(images.sample_ids, what=f"manifest {manifest_path}")
+            samples_of(images), vectors.astype(np.float32, copy=False)
         )
         eval_sources: dict[str, ImageSource | EmbeddingSource] = {}
         for name, ds in eval_images.items():
             where = (eval_embeddings or {}).get(name)
-            eval_emb = read_embeddings(where) if where is not None else emb
+            eval_emb = EmbeddingsFolder(where) if where is not None else emb
             same_encoder(emb, eval_emb)
             if where is not None:
                 inputs[f"eval_embeddings:{name}"] = fingerprint(where)
-            vectors = eval_emb.take(ds.sample_ids, what=f"eval set {name!r} (pass --eval-embeddings {name}=DIR)")
-            eval_sources[name] = EmbeddingSource(samples_of(ds), vectors)
+            what = f"eval set {name!r} (pass --eval-embeddings {name}=DIR)"
+            vectors = eval_emb.load(ds.sample_ids, what=what).vectors
+            eval_sources[name] = EmbeddingSource(samples_of(ds), vectors.astype(np.float32, copy=False))
         model: nn.Module = model_factory() if model_factory else EmbeddingRegressor(emb.dim, config.hidden)
     else:
         check_images_exist(images, str(manifest_path))
@@ -596,7 +580,7 @@ def train(
         "inputs": inputs,
         "model_factory": getattr(model_factory, "__qualname__", None),
     }
-    runner = Runner(config, out, train_source, eval_sources, model, _json_safe(identity), quiet)
+    runner = Runner(config, out, train_source, eval_sources, model, plain(identity), quiet)
     return runner.run()
 
 
