@@ -10,6 +10,10 @@ them in a child process per code tree and reports the child's wall time and peak
 (``ru_maxrss`` of that process, imports included), next to the bytes of the vectors analyze uses
 and the bytes of the whole pool's vectors.
 
+The inputs are built in a child process too, and every child runs in the work folder: a child
+forked from a parent that holds gigabytes reports the parent's pages in its own peak, and a child
+started in a checkout would import that checkout's ``curate`` instead of the tree asked for.
+
     python tools/bench_analyze_memory.py                               # this checkout
     python tools/bench_analyze_memory.py --baseline-code ../other-tree # and another one, as baseline
     python tools/bench_analyze_memory.py --smoke                       # tiny sizes, a few seconds
@@ -152,7 +156,7 @@ def run_analyze(code: Path, work: Path, out: Path, device: str) -> dict:
     ]
     env = dict(os.environ, PYTHONPATH=str(code), HF_HUB_OFFLINE="1")
     start = time.perf_counter()
-    child = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(args, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - start
     stdout, stderr = child.stdout.read(), child.stderr.read()  # type: ignore[union-attr]
@@ -174,11 +178,22 @@ def main() -> None:
     parser.add_argument("--baseline-code", type=Path, default=None, help="Another curate tree to measure first.")
     parser.add_argument("--smoke", action="store_true", help="Tiny sizes.")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.smoke:
         args.samples, args.pool_refs, args.upsampled_refs, args.dim = 400, 300, 5, 16
         args.work = args.work.with_name(args.work.name + "-smoke")
-    info = build(args.work, args.samples, args.pool_refs, args.pool_versions, args.dim, args.upsampled_refs)
+    args.work = args.work.resolve()
+    sizes = (args.work, args.samples, args.pool_refs, args.pool_versions, args.dim, args.upsampled_refs)
+    if args.build_only:
+        build(*sizes)
+        return
+    if not (args.work / "inputs.json").is_file():
+        child_args = [a for a in sys.argv[1:] if a != "--smoke"] + ["--build-only", "--work", str(args.work)]
+        for name in ("samples", "pool_refs", "pool_versions", "dim", "upsampled_refs"):
+            child_args += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+        subprocess.run([sys.executable, __file__, *child_args], check=True)
+    info = build(*sizes)
     bytes_per_row = 4 * info["dim"]
     used_rows = info["samples"] + info["references"] + info["pool_refs"] + info["upsampled_rows"]
     figures = {
