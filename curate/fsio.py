@@ -10,7 +10,7 @@ import contextlib
 import hashlib
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 # Files up to this size are fingerprinted by content; larger ones by size and mtime.
@@ -61,6 +61,43 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
                 shutil.rmtree(tmp)
             else:
                 tmp.unlink()
+        raise
+
+
+@contextlib.contextmanager
+def atomic_folder(final: str | os.PathLike[str], *, check: Callable[[Path], None] | None = None) -> Iterator[Path]:
+    """Yield a fresh hidden folder beside ``final``; when the block succeeds, swap it into place.
+
+    An existing ``final`` (which ``check``, if given, must accept: it raises to refuse) is moved
+    aside and removed only once the new folder has taken its name, so a killed run leaves either
+    the old folder or the new one, never a half-written one under the final name. On any exception
+    the temporary folder is removed.
+    """
+    import shutil
+
+    final = Path(final)
+    tmp = temporary_name(final)
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        if final.exists():
+            if check is not None:
+                check(final)
+            old = final.with_name(f".{final.name}.old-{os.getpid()}")
+            os.replace(final, old)
+            try:
+                os.replace(tmp, final)
+            except BaseException:
+                os.replace(old, final)
+                raise
+            with contextlib.suppress(OSError):
+                shutil.rmtree(old)
+        else:
+            os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from curate.analyze import analyze
+from curate.analyze.params import AnalyzeParams
 from curate.distort.presets import parse_types
 from curate.reshape.params import ReshapeParams
 from curate.reshape.pipeline import reshape
@@ -176,9 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         pool=paths.get("pool"),
         pool_embeddings=paths.get("pool_embeddings"),
         manifest=paths.get("manifest"),
-        types=types,
-        seed=args.seed,
-        sample_cap=args.sample_cap,
+        params=AnalyzeParams(types=types, seed=args.seed, sample_cap=args.sample_cap),
     )
     t2 = time.perf_counter()
     traced = tracemalloc.get_traced_memory()[1] if args.trace_memory else None

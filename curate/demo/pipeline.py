@@ -108,6 +108,7 @@ def run_demo(
     the same steps, used by the tests). ``encoder="auto"`` uses CLIP when its weights are available
     and otherwise falls back, loudly, to ``imagestats``.
     """
+    from curate.analyze.params import AnalyzeParams
     from curate.analyze.report import analyze
     from curate.corpus import ingest
     from curate.corpus.options import ReaderOptions
@@ -170,7 +171,7 @@ def run_demo(
     _say(f"[6/8] analyze -> {out / 'report'}", quiet)
     analyze(
         corpus, emb["train"], out / "report", pool=pool_corpus, pool_embeddings=emb["pool"],
-        manifest=manifests["reshaped"], types=types, seed=seed, quiet=True,
+        manifest=manifests["reshaped"], params=AnalyzeParams(types=types, seed=seed), quiet=True,
     )
 
     _say("[7/8] export the reshaped manifest for pyiqa", quiet)

@@ -11,24 +11,22 @@ does not import the image filters.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from curate.lazy import lazy_exports
 
-__all__ = [
-    "BY_NAME",
-    "DISTORTIONS",
-    "LEVELS",
-    "MAX_PIXELS",
-    "NON_MONOTONIC_TYPES",
-    "Distortion",
-    "check_image",
-    "distort",
-    "distortion_rng",
-    "get_distortion",
-]
-
-
-def __getattr__(name: str) -> Any:
-    if name in __all__:
-        return getattr(importlib.import_module("curate.distort.registry"), name)
-    raise AttributeError(f"module 'curate.distort' has no attribute {name!r}")
+__all__, __getattr__ = lazy_exports(
+    __name__,
+    {
+        "curate.distort.registry": [
+            "BY_NAME",
+            "DISTORTIONS",
+            "LEVELS",
+            "MAX_PIXELS",
+            "NON_MONOTONIC_TYPES",
+            "Distortion",
+            "check_image",
+            "distort",
+            "distortion_rng",
+            "get_distortion",
+        ],
+    },
+)

@@ -34,11 +34,6 @@ ALIASES: dict[str, str] = {
 }
 
 
-def preset_names() -> tuple[str, ...]:
-    """Every name ``--types`` accepts besides a number list: the presets and their aliases."""
-    return tuple(sorted(PRESETS)) + tuple(sorted(ALIASES))
-
-
 def parse_types(spec: str | tuple[int, ...] | list[int] | None, *, option: str = "--types") -> tuple[int, ...]:
     """A preset name, a comma list of KADID type numbers (``1,3,10``) or a sequence of them ->
     sorted unique types."""

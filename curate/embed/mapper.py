@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 
 from curate.devices import pick_device
+from curate.embed.config import PRECISIONS
 from curate.embed.encoders import Encoder
 from curate.errors import CurateError
 
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 _DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 

@@ -9,11 +9,13 @@ imports nothing heavy, so the command line can read it when it starts.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from curate.devices import DEVICES_HELP, check_device
 from curate.distort.presets import parse_levels, parse_types
+from curate.errors import ParamError
 from curate.params import check_fields, param, pick, set_field
 
 # DRCDown (METHOD.md): the paper's thresholds
@@ -59,6 +61,44 @@ class DRCParams:
     def from_record(cls, record: dict[str, Any]) -> DRCParams:
         """The thresholds recorded in a manifest's ``params`` (absent keys keep their defaults)."""
         return cls(**pick(record, cls))
+
+    @classmethod
+    def given(cls, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The thresholds among ``values`` that are set (not None), each checked against its range;
+        an unknown name is refused."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(values) - set(names))
+        if unknown:
+            raise ParamError(f"unknown DRCDown threshold(s) {unknown}; they are {', '.join(names)}")
+        given = {k: v for k, v in values.items() if v is not None}
+        cls(**given)
+        return given
+
+
+@dataclass(frozen=True)
+class ResolvedDRC:
+    """DRCDown's thresholds as a step that reads a manifest uses them, and where each came from:
+    ``given`` (an option), ``manifest`` (the manifest's recorded params) or ``default``."""
+
+    params: DRCParams
+    source: dict[str, str]
+
+
+def resolve_drc(given: Mapping[str, Any], recorded: Mapping[str, Any] | None) -> ResolvedDRC:
+    """DRCDown's thresholds for ``analyze --manifest`` and ``train --online-drc``: each threshold
+    ``given`` (not None) wins, then the one the manifest ``recorded`` in its params, then the
+    paper's default."""
+    given = DRCParams.given(given)
+    values: dict[str, Any] = {}
+    source: dict[str, str] = {}
+    for name in (f.name for f in dataclasses.fields(DRCParams)):
+        if name in given:
+            values[name], source[name] = given[name], "given"
+        elif recorded is not None and recorded.get(name) is not None:
+            values[name], source[name] = recorded[name], "manifest"
+        else:
+            source[name] = "default"
+    return ResolvedDRC(DRCParams(**values), source)
 
 
 @dataclass(frozen=True)

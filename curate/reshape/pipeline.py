@@ -29,9 +29,8 @@ from curate.reshape.downsample import DRCStage, downsample_stage
 from curate.reshape.params import ReshapeParams
 from curate.reshape.targetsize import SizeBounds, size_bounds, target_size_stage
 from curate.reshape.upsample import DDCStage, pool_candidates, training_references, upsample_stage
-from curate.schema import CORPUS_FIELDS, Embeddings, corpus_root, make_metadata, write_table
+from curate.schema import Embeddings, corpus_root, make_metadata, write_table
 
-CORPUS_COLUMNS = [f.name for f in CORPUS_FIELDS]
 TYPE_NOT_SELECTED = "type_not_selected"
 
 

@@ -27,7 +27,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +36,16 @@ import torch
 from torch import nn
 
 from curate.data import ManifestDataset, RootOverride, read_samples
+from curate.devices import pick_device
 from curate.errors import CurateError, ImageError
 from curate.fsio import atomic_path, atomic_write_text, fingerprint
 from curate.jsonio import json_text, plain
 from curate.progress import Progress
 from curate.provenance import provenance
 from curate.reshape import downsample
-from curate.reshape.neighbours import pick_device
-from curate.schema import EmbeddingsFolder, same_encoder
+from curate.reshape.params import ResolvedDRC, resolve_drc
+from curate.schema import EmbeddingsFolder, read_metadata, same_encoder
+from curate.train.config import TrainConfig
 from curate.train.data import (
     EVAL,
     FEATURES,
@@ -61,55 +63,6 @@ CHECKPOINT_POINTER = "checkpoint.json"
 # Settings that may change between a run and its resumption without changing its results' meaning.
 RESUMABLE_CHANGES = ("epochs", "device", "workers", "report_test_best")
 TEST_SELECTED_NOTE = "selected on the test set itself: optimistic, not an estimate of generalisation"
-
-
-@dataclass
-class TrainConfig:
-    """Every setting of a run; defaults reproduce the paper's protocol (image mode)."""
-
-    epochs: int = 24
-    batch_size: int = 32
-    lr: float | None = None  # backbone lr; None: 2e-5 (images) or 1e-3 (head-only)
-    head_lr_mult: float = 10.0
-    weight_decay: float = 5e-4
-    crop: int = 224
-    test_crops: int = 5
-    seed: int = 123
-    arch: str = "resnet50"
-    weights: str = "imagenet"
-    online_drc: bool = False
-    val_fraction: float = 0.0
-    report_test_best: bool = False
-    head_only: bool = False
-    hidden: int = 256
-    device: str = "auto"
-    workers: int | None = None  # image loader processes; None: min(8, CPU cores - 1)
-    amp: bool = True
-    channels_last: bool = True
-
-    def resolved_lr(self) -> float:
-        if self.lr is not None:
-            return float(self.lr)
-        return 1e-3 if self.head_only else 2e-5
-
-    def resolved_workers(self) -> int:
-        if self.workers is not None:
-            return int(self.workers)
-        return max(0, min(8, (os.cpu_count() or 1) - 1))
-
-    def check(self) -> None:
-        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "crop": self.crop, "test_crops": self.test_crops}
-        for name, value in positive.items():
-            if int(value) < 1:
-                raise CurateError(f"--{name.replace('_', '-')} {value}: must be at least 1")
-        if self.batch_size < 2:
-            raise CurateError(f"--batch-size {self.batch_size}: must be at least 2 (batch normalisation)")
-        if not self.resolved_lr() > 0:
-            raise CurateError(f"--lr {self.lr}: must be positive")
-        if self.workers is not None and self.workers < 0:
-            raise CurateError(f"--workers {self.workers}: must be 0 or more")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise CurateError(f"--val-fraction {self.val_fraction}: must be in [0, 1)")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -149,8 +102,10 @@ class Runner:
         model: nn.Module,
         identity: dict[str, Any],
         quiet: bool,
+        drc: ResolvedDRC | None = None,
     ) -> None:
         self.config = config
+        self.drc = drc or resolve_drc(config.redundancy, None)
         self.out_dir = out_dir
         self.train_source = train_source
         self.eval_sources = dict(eval_sources)
@@ -248,6 +203,7 @@ class Runner:
             samples.sample_ids[originals],
             feats,
             samples.scores[originals].astype(np.float64),
+            **self.drc.params.as_dict(),
             seed=self.config.seed + epoch,
             device="cuda" if self.device.type == "cuda" else "cpu",
         )
@@ -371,7 +327,9 @@ class Runner:
                 self.out_dir / "metrics.jsonl", "".join(json_text(r, sort_keys=True, style="line") + "\n" for r in self.history)
             )
         self.save_weights("model.safetensors")
-        summary = make_summary(self.config, self.identity, self.history, self.val_rows.size, self.train_rows.size)
+        summary = make_summary(
+            self.config, self.identity, self.history, self.val_rows.size, self.train_rows.size, self.drc
+        )
         atomic_write_text(self.out_dir / "summary.json", json_text(summary, sort_keys=True))
         plot_curves(self.history, self.out_dir / "curves.png")
         return summary
@@ -429,9 +387,17 @@ def _selected(history: list[dict[str, Any]], index: int, how: str) -> dict[str, 
 
 
 def make_summary(
-    config: TrainConfig, identity: Mapping[str, Any], history: list[dict[str, Any]], n_val: int, n_train: int
+    config: TrainConfig,
+    identity: Mapping[str, Any],
+    history: list[dict[str, Any]],
+    n_val: int,
+    n_train: int,
+    drc: ResolvedDRC | None = None,
 ) -> dict[str, Any]:
-    """The run's summary: settings, sizes, last epoch, validation-best epoch, and (if asked) test-best."""
+    """The run's summary: settings, sizes, last epoch, validation-best epoch, and (if asked) test-best.
+
+    With online DRCDown, the thresholds it used and where each came from (``thresholds_source``).
+    """
     summary: dict[str, Any] = {
         **provenance(
             params=asdict(config) | {"lr": config.resolved_lr()}, seed=config.seed, inputs=identity.get("inputs", {})
@@ -440,6 +406,9 @@ def make_summary(
         "n_val_rows": int(n_val),
         "epochs_run": len(history),
     }
+    if config.online_drc and drc is not None:
+        summary["drc_thresholds"] = drc.params.as_dict()
+        summary["thresholds_source"] = drc.source
     if not history:
         return summary
     summary["last"] = _selected(history, len(history) - 1, "last epoch")
@@ -521,7 +490,6 @@ def train(
     if unknown:
         raise CurateError(f"train: unknown setting(s) {unknown}")
     config = TrainConfig(head_only=head_only, **settings)
-    config.check()
     eval_sets = dict(eval_sets or {})
     torch.manual_seed(config.seed)
 
@@ -574,13 +542,16 @@ def train(
         eval_sources = {name: source(ds) for name, ds in eval_images.items()}
         model = model_factory() if model_factory else build_image_model(config.arch, config.weights)
 
+    drc = resolve_drc(config.redundancy, read_metadata(manifest_path).get("params"))
     settings_identity = {k: v for k, v in asdict(config).items() if k not in RESUMABLE_CHANGES}
+    if config.online_drc:
+        settings_identity["drc_thresholds"] = drc.params.as_dict()
     identity = {
         "settings": settings_identity,
         "inputs": inputs,
         "model_factory": getattr(model_factory, "__qualname__", None),
     }
-    runner = Runner(config, out, train_source, eval_sources, model, plain(identity), quiet)
+    runner = Runner(config, out, train_source, eval_sources, model, plain(identity), quiet, drc)
     return runner.run()
 
 

@@ -1,0 +1,85 @@
+"""The settings of ``curate embed``: the single statement of their defaults, ranges and choices.
+
+The encoder choices are the :data:`~curate.embed.encoders.ENCODERS` registry's names, so a new
+encoder appears on the command line by itself. Defaults that depend on the device (batch size,
+decoding workers) are decided here too (:meth:`EmbedConfig.resolved_batch_size`,
+:meth:`EmbedConfig.resolved_workers`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from curate.devices import DEVICES_HELP, check_device
+from curate.embed.encoders import (
+    DEFAULT_CLIP_MODEL,
+    DEFAULT_CLIP_PRETRAINED,
+    DEFAULT_ENCODER,
+    DEFAULT_RESNET_WEIGHTS,
+    ENCODERS,
+)
+from curate.images import DEFAULT_MAX_PIXELS
+from curate.params import check_fields, param
+
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+ENGINES = ("local", "ray")
+GPU_BATCH_SIZE = 256
+CPU_BATCH_SIZE = 32
+
+
+def encoder_names() -> tuple[str, ...]:
+    """Every encoder the registry knows."""
+    return tuple(ENCODERS)
+
+
+@dataclass(frozen=True)
+class EmbedConfig:
+    """Every setting of one embedding run."""
+
+    encoder: str = param(
+        DEFAULT_ENCODER, choices=encoder_names,
+        help="Encoder: clip is open_clip, resnet50 the paper's ImageNet feature, imagestats needs no weights.",
+    )
+    model: str | None = param(None, kind=str, help=f"open_clip model name (clip only). Default: {DEFAULT_CLIP_MODEL}.")
+    pretrained: str | None = param(
+        None, kind=str,
+        help="Weights: a pretrained tag, a weights FILE, local-dir:DIR, or 'random' (benchmarks only). "
+        f"Default: {DEFAULT_CLIP_PRETRAINED[DEFAULT_CLIP_MODEL]} for clip, {DEFAULT_RESNET_WEIGHTS} for resnet50.",
+    )
+    batch_size: int | None = param(
+        None, kind=int, low=1, help=f"Images per batch. Default: {GPU_BATCH_SIZE} on a GPU, {CPU_BATCH_SIZE} on the CPU."
+    )
+    workers: int | None = param(
+        None, kind=int, low=0,
+        help="Decoding processes (local engine). Default: cores - 1 beside a GPU, 1 beside a CPU model.",
+    )
+    device: str = param("auto", kind="device", help=f"Where the encoder runs: {DEVICES_HELP}.")
+    precision: str = param(
+        "auto", choices=PRECISIONS, help="auto: bf16 (or fp16) autocast on a GPU, fp32 on the CPU."
+    )
+    engine: str = param("local", choices=ENGINES, help="local: this machine's loader; ray: Ray Data.")
+    actors: int | None = param(
+        None, kind=int, low=1, help="Model actors for --engine ray. Default: one per GPU, or 1 on the CPU."
+    )
+    shard_size: int = param(10_000, low=1, help="Samples per output shard (sorted by sample_id).")
+    max_rejects: int = param(1000, low=0, help="Fail once more images than this cannot be read.")
+    max_pixels: int = param(DEFAULT_MAX_PIXELS, low=1, help="Refuse images above this many pixels.")
+
+    def __post_init__(self) -> None:
+        check_device(self.device)
+        check_fields(self)
+
+    def resolved_batch_size(self, device_type: str) -> int:
+        if self.batch_size is not None:
+            return self.batch_size
+        return GPU_BATCH_SIZE if device_type == "cuda" else CPU_BATCH_SIZE
+
+    def resolved_workers(self, device_type: str) -> int:
+        """Decoding processes: all cores but one beside a GPU; one beside a CPU model, which needs the rest."""
+        if self.workers is not None:
+            return self.workers
+        cores = os.cpu_count() or 1
+        if device_type == "cuda":
+            return max(1, min(32, cores - 1))
+        return 1 if cores <= 4 else max(1, cores // 4)
