@@ -38,10 +38,10 @@ from torch import nn
 from curate.data import ManifestDataset, RootOverride, read_samples
 from curate.devices import pick_device
 from curate.errors import CurateError, ImageError
-from curate.fsio import atomic_path, atomic_write_text, fingerprint
+from curate.fsio import atomic_path, atomic_write_text
 from curate.jsonio import json_text, plain
 from curate.progress import Progress
-from curate.provenance import provenance
+from curate.provenance import input_fingerprints, provenance
 from curate.reshape import downsample
 from curate.reshape.params import ResolvedDRC, resolve_drc
 from curate.schema import EmbeddingsFolder, read_metadata, same_encoder
@@ -496,14 +496,12 @@ def train(
     images = ManifestDataset(manifest_path, root=root)
     if not len(images):
         raise CurateError(f"{manifest_path}: the manifest has no rows")
-    inputs: dict[str, Any] = {"manifest": fingerprint(manifest_path)}
     # A {source: root} override also serves the eval sets' sources; a single root is the manifest's.
     eval_root = root if isinstance(root, Mapping) else None
     eval_images = {name: _eval_dataset(path, eval_root) for name, path in eval_sets.items()}
     out = Path(out_dir)  # created only once the inputs have been read
     out.mkdir(parents=True, exist_ok=True)
-    for name, path in eval_sets.items():
-        inputs[f"eval:{name}"] = fingerprint(path)
+    read: dict[str, Any] = {"manifest": manifest_path, **{f"eval:{name}": p for name, p in eval_sets.items()}}
     device = pick_device(config.device)
     pin = device.type == "cuda"
 
@@ -511,8 +509,7 @@ def train(
         if embeddings is None:
             raise CurateError("--head-only needs --embeddings EMB_DIR (from 'curate embed')")
         emb = EmbeddingsFolder(embeddings)
-        folders = list(embeddings) if isinstance(embeddings, (list, tuple)) else [embeddings]
-        inputs["embeddings"] = [fingerprint(folder) for folder in folders]
+        read["embeddings"] = list(embeddings) if isinstance(embeddings, (list, tuple)) else [embeddings]
         vectors = emb.load(images.sample_ids, what=f"manifest {manifest_path}").vectors
         train_source: ImageSource | EmbeddingSource = EmbeddingSource(
             samples_of(images), vectors.astype(np.float32, copy=False)
@@ -522,8 +519,7 @@ def train(
             where = (eval_embeddings or {}).get(name)
             eval_emb = EmbeddingsFolder(where) if where is not None else emb
             same_encoder(emb, eval_emb)
-            if where is not None:
-                inputs[f"eval_embeddings:{name}"] = fingerprint(where)
+            read[f"eval_embeddings:{name}"] = where
             what = f"eval set {name!r} (pass --eval-embeddings {name}=DIR)"
             vectors = eval_emb.load(ds.sample_ids, what=what).vectors
             eval_sources[name] = EmbeddingSource(samples_of(ds), vectors.astype(np.float32, copy=False))
@@ -548,7 +544,7 @@ def train(
         settings_identity["drc_thresholds"] = drc.params.as_dict()
     identity = {
         "settings": settings_identity,
-        "inputs": inputs,
+        "inputs": input_fingerprints(read),
         "model_factory": getattr(model_factory, "__qualname__", None),
     }
     runner = Runner(config, out, train_source, eval_sources, model, plain(identity), quiet, drc)
