@@ -18,7 +18,7 @@ import pandas as pd
 from curate.data import RootOverride, read_samples
 from curate.errors import TableError
 from curate.provenance import input_fingerprints
-from curate.schema import EmbeddingsFolder, read_corpus, same_encoder
+from curate.schema import EmbeddingsFolder, read_corpus, same_encoder, sorted_by_id
 
 PathLike = str | os.PathLike[str]
 
@@ -41,9 +41,6 @@ class Inputs:
         """The ``inputs`` of the step's provenance: a fingerprint of each input given."""
         return input_fingerprints(self.paths)
 
-
-def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.sort_values("sample_id", kind="stable").reset_index(drop=True)
 
 
 def load_inputs(
@@ -74,15 +71,15 @@ def load_inputs(
     )
     if corpus is not None:
         frame, out.corpus_meta = read_corpus(corpus)
-        out.corpus = _sorted(frame)
+        out.corpus = sorted_by_id(frame)
     if pool is not None:
         frame, out.pool_meta = read_corpus(pool, references_only=pool_references_only)
-        out.pool = _sorted(frame)
+        out.pool = sorted_by_id(frame)
     if manifest is not None:
         frame, out.manifest_meta = read_samples(manifest, root)
         if out.manifest_meta["format"] != "manifest":
             raise TableError(f"{manifest}: is a {out.manifest_meta['format']} table, expected manifest")
-        out.manifest = _sorted(frame)
+        out.manifest = sorted_by_id(frame)
     if embeddings is not None:
         out.embeddings = EmbeddingsFolder(embeddings)
     if pool_embeddings is not None:

@@ -351,6 +351,15 @@ def read_frame(
     return table_to_frame(table), meta
 
 
+def sorted_by_id(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its rows in ``sample_id`` order and a fresh index (as every table is stored,
+    so a table read from disk comes back as is)."""
+    ids = frame["sample_id"]
+    if ids.is_monotonic_increasing and frame.index.equals(pd.RangeIndex(len(frame))):
+        return frame
+    return frame.sort_values("sample_id", kind="stable").reset_index(drop=True)
+
+
 def read_corpus(path: str | os.PathLike[str], *, references_only: bool = False) -> tuple[pd.DataFrame, dict[str, Any]]:
     return read_frame(path, "corpus", references_only=references_only)
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from curate.errors import CurateError
-from curate.schema import DECISION_FIELDS
+from curate.schema import DECISION_FIELDS, sorted_by_id
 
 DECISION_COLUMNS = [f.name for f in DECISION_FIELDS]
 # What a later stage may change about a sample the earlier stages decided on.
@@ -72,4 +72,4 @@ def join_decisions(frames: list[pd.DataFrame], updates: pd.DataFrame | None = No
             values = joined[name].to_numpy(copy=True)
             values[rows] = updates[name].to_numpy()
             joined[name] = values
-    return joined.sort_values("sample_id", kind="stable").reset_index(drop=True)
+    return sorted_by_id(joined)

@@ -29,7 +29,7 @@ from curate.reshape.downsample import DRCStage, downsample_stage
 from curate.reshape.params import ReshapeParams
 from curate.reshape.targetsize import SizeBounds, size_bounds, target_size_stage
 from curate.reshape.upsample import DDCStage, pool_candidates, training_references, upsample_stage
-from curate.schema import Embeddings, corpus_root, make_metadata, write_table
+from curate.schema import Embeddings, corpus_root, make_metadata, sorted_by_id, write_table
 
 TYPE_NOT_SELECTED = "type_not_selected"
 
@@ -59,9 +59,6 @@ def decisions_path_for(manifest_path: str | os.PathLike[str]) -> Path:
         return path.with_name("decisions" + path.name[len("manifest"):])
     return path.with_name(f"{path.stem}.decisions.parquet")
 
-
-def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.sort_values("sample_id", kind="stable").reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -147,7 +144,7 @@ def plan_reshape(
     pool_where: str = "pool",
 ) -> ReshapePlan:
     """Sort and check the tables, resolve ``types`` (None: every type of the corpus)."""
-    training = _sorted(corpus)
+    training = sorted_by_id(corpus)
     if params.types is None:
         present = training["distortion"][~training["is_reference"].astype(bool)].dropna()
         params = params.with_types(tuple(sorted({int(t) for t in present})))
@@ -155,7 +152,7 @@ def plan_reshape(
     originals, unselected = select_stage(training, params.types, where)
     references = candidates = pool_sorted = None
     if pool is not None:
-        pool_sorted = _sorted(pool)
+        pool_sorted = sorted_by_id(pool)
         candidates = pool_candidates(pool_sorted, pool_where)
         references = training_references(training, where)
     return ReshapePlan(params, training, originals, unselected, references, pool_sorted, candidates)
@@ -252,7 +249,7 @@ def _manifest(decisions: pd.DataFrame, originals: pd.DataFrame, drc: DRCStage, d
             up["weight"] = 1.0
             parts.append(up)
     manifest = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-    return _sorted(manifest)
+    return sorted_by_id(manifest)
 
 
 def _summary(

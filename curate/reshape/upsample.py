@@ -18,6 +18,7 @@ from curate.reshape.decisions import decision_frame
 from curate.reshape.neighbours import TooManyPairs, knn, threshold_pairs
 from curate.reshape.params import CANDIDATE_MODES, PSEUDO_MARGIN, PSEUDO_NEIGHBOURS, WEIGHTINGS
 from curate.sampling import sample_keys
+from curate.schema import sorted_by_id
 
 
 @dataclass(frozen=True)
@@ -326,13 +327,10 @@ class DDCStage:
     counts: dict[str, Any]
 
 
-def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.sort_values("sample_id", kind="stable").reset_index(drop=True)
-
 
 def pool_candidates(pool: pd.DataFrame, where: str) -> pd.DataFrame:
     """The pool's candidate references (``is_reference`` rows, sorted by ``sample_id``), checked."""
-    candidates = _sorted(pool[pool["is_reference"].to_numpy(dtype=bool)])
+    candidates = sorted_by_id(pool[pool["is_reference"].to_numpy(dtype=bool)])
     if candidates.empty:
         raise CurateError(
             f"{where}: the pool has no reference images (is_reference); "
@@ -346,7 +344,7 @@ def pool_candidates(pool: pd.DataFrame, where: str) -> pd.DataFrame:
 
 def training_references(training: pd.DataFrame, where: str) -> pd.DataFrame:
     """The training corpus's references (sorted by ``sample_id``); DDCUp needs at least 2."""
-    refs = _sorted(training[training["is_reference"].to_numpy(dtype=bool)])
+    refs = sorted_by_id(training[training["is_reference"].to_numpy(dtype=bool)])
     if len(refs) < 2:
         raise CurateError(
             f"{where}: DDCUp needs the training corpus's reference images (at least 2, is_reference), "
@@ -385,7 +383,7 @@ def upsample_stage(
     """
     if candidates not in CANDIDATE_MODES:
         raise ValueError(f"candidates {candidates!r} is not one of {CANDIDATE_MODES}")
-    frame = _sorted(pool)
+    frame = sorted_by_id(pool)
     cands, train_refs = candidates_frame, references
     cand_ids = cands["sample_id"].to_numpy(dtype=object)
     cand_vectors = np.asarray(candidate_vectors)
