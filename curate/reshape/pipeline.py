@@ -86,6 +86,12 @@ class ReshapePlan:
     pool: pd.DataFrame | None
     candidates: pd.DataFrame | None
 
+    @property
+    def compares_originals(self) -> bool:
+        """Whether a stage switched on compares the originals' features: DRCDown, or a target
+        size (which may trim)."""
+        return self.params.drc or self.params.target_size is not None
+
     def needs(self) -> list[EmbeddingNeed]:
         """The embedding rows of each stage switched on, in reading order (originals first)."""
         out = []
@@ -183,10 +189,9 @@ def run_stages(plan: ReshapePlan, embeddings: Embeddings, pool_embeddings: Embed
     p = plan.params
     assert p.types is not None
     originals = plan.originals
-    needs_originals = p.drc or p.target_size is not None
     vectors = (
         embeddings.take(originals["sample_id"].to_numpy(dtype=object), what="selected originals")
-        if needs_originals
+        if plan.compares_originals
         else None
     )
     drc = downsample_stage(originals, vectors, p.redundancy, enabled=p.drc, seed=p.seed, device=p.device)

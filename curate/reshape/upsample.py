@@ -358,7 +358,7 @@ def upsample_stage(
     references: pd.DataFrame,
     reference_vectors: np.ndarray,
     pool: pd.DataFrame,
-    candidates_frame: pd.DataFrame,
+    candidate_refs: pd.DataFrame,
     candidate_vectors: np.ndarray,
     *,
     types: tuple[int, ...],
@@ -375,7 +375,7 @@ def upsample_stage(
     ``training``: the training corpus (references, and distorted rows with ``score``);
     ``references``: its references (:func:`training_references`) and ``reference_vectors``
     [n_refs, dim] their features in that order. ``pool``: the pool corpus (candidate references
-    and their distorted versions); ``candidates_frame``: its candidate references
+    and their distorted versions); ``candidate_refs``: its candidate references
     (:func:`pool_candidates`) and ``candidate_vectors`` [m, dim] their features in that order.
     ``candidates``: ``ddcup`` (DDCUp's selection) or ``all`` (every candidate, the ablation without
     the selection). A version is labelled from the scores of the same type and level of the chosen
@@ -384,7 +384,7 @@ def upsample_stage(
     if candidates not in CANDIDATE_MODES:
         raise ValueError(f"candidates {candidates!r} is not one of {CANDIDATE_MODES}")
     frame = sorted_by_id(pool)
-    cands, train_refs = candidates_frame, references
+    cands, train_refs = candidate_refs, references
     cand_ids = cands["sample_id"].to_numpy(dtype=object)
     cand_vectors = np.asarray(candidate_vectors)
     if candidates == "ddcup":
