@@ -26,6 +26,7 @@ PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 ENGINES = ("local", "ray")
 GPU_BATCH_SIZE = 256
 CPU_BATCH_SIZE = 32
+DEFAULT_SHARD_SIZE = 10_000  # samples per shard (any writer of an embeddings folder)
 
 
 def encoder_names() -> tuple[str, ...]:
@@ -62,7 +63,7 @@ class EmbedConfig:
     actors: int | None = param(
         None, kind=int, low=1, help="Model actors for --engine ray. Default: one per GPU, or 1 on the CPU."
     )
-    shard_size: int = param(10_000, low=1, help="Samples per output shard (sorted by sample_id).")
+    shard_size: int = param(DEFAULT_SHARD_SIZE, low=1, help="Samples per output shard (sorted by sample_id).")
     max_rejects: int = param(1000, low=0, help="Fail once more images than this cannot be read.")
     max_pixels: int = param(DEFAULT_MAX_PIXELS, low=1, help="Refuse images above this many pixels.")
 
