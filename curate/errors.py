@@ -9,6 +9,10 @@ class UsageError(CurateError):
     """An option value that the inputs show to be wrong (e.g. a ``--root`` source the table lacks): exit 2."""
 
 
+class ParamError(UsageError):
+    """A parameter is out of its range or not one of its choices (the CLI exits 2: a usage error)."""
+
+
 class TableError(CurateError):
     """A table (corpus, embeddings, manifest, decisions) is malformed or does not fit."""
 

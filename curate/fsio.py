@@ -15,7 +15,7 @@ import hashlib
 import os
 import shutil
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from curate.errors import CurateError, OutputError
@@ -147,6 +147,41 @@ _WRITE_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC,
 
 def _reason(exc: OSError) -> str:
     return os.strerror(exc.errno) if exc.errno else str(exc)
+@contextlib.contextmanager
+def atomic_folder(final: str | os.PathLike[str], *, check: Callable[[Path], None] | None = None) -> Iterator[Path]:
+    """Yield a fresh hidden folder beside ``final``; when the block succeeds, swap it into place.
+
+    An existing ``final`` (which ``check``, if given, must accept: it raises to refuse) is moved
+    aside and removed only once the new folder has taken its name, so a killed run leaves either
+    the old folder or the new one, never a half-written one under the final name. On any exception
+    the temporary folder is removed.
+    """
+    import shutil
+
+    final = Path(final)
+    tmp = temporary_name(final)
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        if final.exists():
+            if check is not None:
+                check(final)
+            old = final.with_name(f".{final.name}.old-{os.getpid()}")
+            os.replace(final, old)
+            try:
+                os.replace(tmp, final)
+            except BaseException:
+                os.replace(old, final)
+                raise
+            with contextlib.suppress(OSError):
+                shutil.rmtree(old)
+        else:
+            os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

@@ -43,13 +43,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from curate.embed.runner import DEFAULT_SHARD_SIZE
+from curate.embed.config import DEFAULT_SHARD_SIZE
 from curate.embed.shards import Shard, corpus_identity, plan_shards
-from curate.embed.writer import ShardWriter, write_rejects
+from curate.embed.writer import REJECT_STAGE, ShardWriter
 from curate.errors import CurateError
 from curate.fsio import fingerprint, folder_lock
 from curate.reshape.candidate_order import ORDER_FILE_NAME, write_candidate_order
-from curate.schema import EMBEDDING_SHARD_GLOB, corpus_root, make_metadata, read_corpus, read_metadata
+from curate.schema import (
+    EMBEDDING_SHARD_GLOB,
+    REJECTS_NAME,
+    corpus_root,
+    make_metadata,
+    read_corpus,
+    read_metadata,
+    write_rejects,
+)
 
 TRAIN_FILE = "train_ref.pkl"
 CANDIDATES_FILE = "additional_ref.pkl"
@@ -375,7 +383,7 @@ def _write_folder(plan: _FolderPlan) -> Path:
     for shard in plan.shards:
         rows = [row_of[sid] for sid in shard.sample_ids]
         plan.writer.write(shard, list(shard.sample_ids), plan.target.vectors[rows], [])
-    write_rejects(plan.folder, [], plan.rejects_meta)
+    write_rejects([], plan.folder / REJECTS_NAME, REJECT_STAGE, plan.rejects_meta)
     return plan.folder
 
 

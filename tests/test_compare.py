@@ -76,7 +76,7 @@ def _world(tmp: Path, *, leak: bool = True) -> dict:
 
 
 def _params(**changes) -> CompareParams:
-    base = dict(types=TYPES, variants=parse_variants("drc,ddc,paper,sized", have_pool=True), seeds=2,
+    base = dict(types=TYPES, variants=None, seeds=2,
                 resamples=200, train={"epochs": 6, "batch_size": 16})
     base.update(changes)
     return CompareParams(**base)
@@ -94,14 +94,23 @@ def test_compare_writes_the_table_selects_on_validation_and_reports_the_leak(tmp
     out = tmp_path / "cmp"
     table = pd.read_csv(out / "results.csv")
     head = table[table["selection"] == "val_best"]
-    assert sorted(set(head["variant"])) == ["ddc", "drc", "original", "paper", "sized"]
-    assert len(head) == 5 * 2 and set(head["seed"]) == {0, 1}
+    assert sorted(set(head["variant"])) == ["all-candidates", "ddc", "drc", "original", "paper", "sized"]
+    assert len(head) == 6 * 2 and set(head["seed"]) == {0, 1}
     assert {"srcc", "plcc", "epoch", "rows", "val_srcc"} <= set(table.columns)
     assert "test_best" not in set(table["selection"])  # only when asked for
     # the sized variant has exactly the original's rows, seed by seed
     for seed in (0, 1):
         rows = head[head["seed"] == seed].set_index("variant")["rows"]
         assert rows["sized"] == rows["original"] and rows["paper"] != rows["original"]
+        upsampled = head[head["seed"] == seed].set_index("variant")["upsampled_rows"]
+        assert upsampled["all-candidates"] == 8 * len(TYPES) * 3 > upsampled["ddc"] == upsampled["paper"] > 0
+        assert upsampled["original"] == upsampled["drc"] == 0
+    from curate.schema import read_metadata
+
+    recorded = {run.parent.name: read_metadata(run / "manifest.parquet")["params"]
+                for run in out.glob("runs/*/seed-0")}
+    assert [recorded[v]["drc"] for v in ("original", "drc", "ddc", "paper")] == [False, True, False, True]
+    assert recorded["all-candidates"]["candidates"] == "all" and recorded["paper"]["candidates"] == "ddcup"
 
     for run_dir in sorted(out.glob("runs/*/seed-*")):
         seed = int(run_dir.name.split("-")[1])
@@ -188,7 +197,9 @@ def test_compare_refuses_bad_requests(tmp_path):
     with pytest.raises(CurateError, match="not one of"):
         parse_variants("papper", have_pool=True)
     with pytest.raises(CurateError, match="--online-drc needs --trainer full"):
-        _params(online_drc=True).check()
+        _params(online_drc=True)
+    with pytest.raises(CurateError, match="--seeds 0: must be at least 1"):
+        _params(seeds=0)
 
 
 def test_cli_compare_prints_the_table(tmp_path):

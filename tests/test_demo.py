@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from curate.cli import cli
 from curate.demo.pipeline import _embed_all
 from curate.errors import CurateError, WeightsUnavailable
-from curate.schema import read_frame, read_manifest, read_metadata
+from curate.schema import read_frame, read_metadata
 from tests.embed_helpers import build_corpus
 
 
@@ -30,9 +30,9 @@ def test_demo_runs_end_to_end_and_prints_the_comparison(tmp_path, monkeypatch):
     for name in ("original", "paper", "reshaped"):
         assert any(line.startswith(name) for line in result.output.splitlines())
 
-    original, _ = read_manifest(out / "manifest_original.parquet")
-    reshaped, reshaped_meta = read_manifest(out / "manifest_reshaped.parquet")
-    paper, _ = read_manifest(out / "manifest_paper.parquet")
+    original, _ = read_frame(out / "manifest_original.parquet", "manifest")
+    reshaped, reshaped_meta = read_frame(out / "manifest_reshaped.parquet", "manifest")
+    paper, _ = read_frame(out / "manifest_paper.parquet", "manifest")
     # equal-size comparison: the target size is the original set's size
     assert len(reshaped) == len(original)
     assert (original["origin"] == "original").all()

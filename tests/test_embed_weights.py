@@ -26,7 +26,7 @@ from curate.embed import EncoderSpec, embed_corpus
 from curate.embed.encoders import build_timm_model
 from curate.embed.weights import PACKAGED_LITE0_SHA256, map_state_in_order
 from curate.errors import CurateError
-from curate.schema import read_embeddings
+from curate.schema import EmbeddingsFolder
 from tests.embed_helpers import build_corpus
 
 CAT_CLASSES = range(281, 286)  # ImageNet: tabby, tiger cat, Persian, Siamese, Egyptian cat
@@ -77,7 +77,7 @@ def test_timm_file_gives_timms_own_pooled_features(corpus: Path, tmp_path: Path)
         "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "crop": "center",
     }
     _embed(corpus, tmp_path / "emb", model="test_efficientnet", pretrained=str(weights))
-    emb = read_embeddings(tmp_path / "emb")
+    emb = EmbeddingsFolder(tmp_path / "emb").load()
     for sid in ("toy/0000", "toy/0003", "toy/0005"):
         path = corpus.parent / f"images/img{sid[-4:]}.png"
         expected = _timm_reference("test_efficientnet", path, pretrained_cfg_overlay={"file": str(weights)})
@@ -102,7 +102,7 @@ def test_timm_local_dir_uses_the_folders_config(corpus: Path, tmp_path: Path) ->
     (folder / "config.json").write_text(json.dumps(config))
 
     _embed(corpus, tmp_path / "emb", pretrained=f"local-dir:{folder}")
-    emb = read_embeddings(tmp_path / "emb")
+    emb = EmbeddingsFolder(tmp_path / "emb").load()
     identity = emb.meta["encoder"]
     assert identity["model"] == "test_vit" and identity["weights"]["kind"] == "local-dir"
     assert identity["weights"]["file"] == "pytorch_model.bin"
@@ -176,7 +176,7 @@ def test_cli_embed_timm_needs_no_options(corpus: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["embed", str(corpus), "-o", str(out), "--encoder", "timm", "--workers", "0", "--quiet"])
     assert result.exit_code == 0, result.output
     assert "6 embedded, 0 rejected" in result.output and "tf_efficientnet_lite0 (1280-d)" in result.output
-    emb = read_embeddings(out)
+    emb = EmbeddingsFolder(out).load()
     assert emb.meta["encoder"]["weights"]["kind"] == "package" and emb.meta["params"]["pretrained"] == "package"
 
 

@@ -22,7 +22,7 @@ from curate.errors import CurateError
 from curate.fsio import folder_lock
 from curate.refset import RefusedPickle, load_refset_pickle, match_by_stem
 from curate.reshape.candidate_order import read_candidate_order
-from curate.schema import read_embeddings, read_metadata, same_encoder
+from curate.schema import EmbeddingsFolder, read_metadata, same_encoder
 
 DIM = 16
 TRAIN_NAMES = [f"I{k:02d}.png" for k in range(1, 7)]
@@ -225,8 +225,8 @@ def test_ingest_writes_embeddings_and_the_file_order(release):
     result = run_ingest(release)
     assert result.exit_code == 0, result.output
     out = release["out"]
-    train = read_embeddings(out / "train")
-    pool = read_embeddings(out / "pool")
+    train = EmbeddingsFolder(out / "train").load()
+    pool = EmbeddingsFolder(out / "pool").load()
     assert train.ids.tolist() == sorted(f"kadid/{r}" for r in release["train"])
     assert pool.ids.tolist() == sorted(f"pool/{c}" for c in release["candidates"])
     for ids, vectors, source, prefix in ((train.ids, train.vectors, release["train"], "kadid/"),

@@ -167,7 +167,7 @@ def test_order_flips_a_chain_as_the_release_rule_says():
     assert as_listed.dropped_for.tolist() == [1, 2, -1]
     q_first = select_candidates(chain, t, thresholds=thresholds, order=np.array([1, 0, 2]), device="cpu")
     assert q_first.kept.tolist() == [True, False, True] and q_first.drop_order.tolist() == [1]
-    assert q_first.reason.tolist() == ["ddc_kept", "ddc_too_close_to_kept", "ddc_kept"]
+    assert q_first.reason.tolist() == ["ddc_selected", "ddc_too_close_to_kept", "ddc_selected"]
     assert q_first.dropped_for.tolist() == [-1, 0, -1]
 
 

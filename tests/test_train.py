@@ -254,3 +254,34 @@ def test_separate_validation_set_selects_and_predictions_are_written(tmp_path):
     assert (tmp_path / "run" / "predictions_last.parquet").read_bytes() == before
     with pytest.raises(CurateError, match="exclude each other"):
         train(manifest, tmp_path / "run2", val_set=valset, val_fraction=0.2, **common)
+
+
+def test_online_drc_uses_the_thresholds_the_manifest_was_reshaped_with(tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    from curate.schema import read_metadata
+
+    manifest, _ = make_manifest(tmp_path, n_refs=3, levels=2)
+    meta = read_metadata(manifest)
+    meta["params"] = {"similarity_threshold": 0.8, "score_gap": 0.5, "types": [1]}  # as reshape records them
+    write_parquet(pq.read_table(manifest), manifest, meta)
+    seen = []
+    real = downsample.drc_down
+
+    def spy(sample_ids, vectors, scores, **kwargs):
+        seen.append(kwargs)
+        return real(sample_ids, vectors, scores, **kwargs)
+
+    monkeypatch.setattr(downsample, "drc_down", spy)
+    settings = dict(TINY, model_factory=tiny_image_model)
+    summary = train(
+        manifest, tmp_path / "run", epochs=1, online_drc=True, quiet=True, redundancy={"group_cap": 3}, **settings
+    )
+    assert seen[0]["similarity_threshold"] == 0.8 and seen[0]["score_gap"] == 0.5
+    assert seen[0]["group_cap"] == 3 and seen[0]["keep_fraction"] == 0.5
+    assert summary["drc_thresholds"] == {"similarity_threshold": 0.8, "score_gap": 0.5, "group_cap": 3, "keep_fraction": 0.5}
+    assert summary["thresholds_source"] == {
+        "similarity_threshold": "manifest", "score_gap": "manifest", "group_cap": "given", "keep_fraction": "default"
+    }
+    written = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert written["thresholds_source"]["similarity_threshold"] == "manifest" and written["params"]["online_drc"]

@@ -236,6 +236,7 @@ def peak_mb() -> float:
 
 def child(args: argparse.Namespace) -> None:
     from curate.reshape.downsample import drc_down
+    from curate.reshape.params import ReshapeParams
     from curate.reshape.pipeline import reshape
 
     import_rss = rss_mb()
@@ -249,8 +250,7 @@ def child(args: argparse.Namespace) -> None:
             Path(args.out) / "manifest.parquet",
             pool=Path(args.pool) / "pool.parquet" if args.pool else None,
             pool_embeddings=Path(args.pool) / "emb" if args.pool else None,
-            types=args.types,
-            device=args.device,
+            params=ReshapeParams(types=args.types, device=args.device),
         )
         out["summary"] = {k: v for k, v in result.summary.items() if k != "thresholds"}
         out["thresholds"] = result.summary.get("thresholds")

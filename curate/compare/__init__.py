@@ -1,5 +1,17 @@
-"""``curate compare``: the SynDR-IQA ablation on a user's data, with honest statistics."""
+"""``curate compare``: the SynDR-IQA ablation on a user's data, with honest statistics.
 
-from curate.compare.runner import VARIANTS, CompareParams, CompareResult, compare, parse_variants
+Its settings are :class:`~curate.compare.params.CompareParams`. The names below load on first use,
+so the command line can read the settings without pandas or torch.
+"""
 
-__all__ = ["VARIANTS", "CompareParams", "CompareResult", "compare", "parse_variants"]
+from __future__ import annotations
+
+from curate.lazy import lazy_exports
+
+__all__, __getattr__ = lazy_exports(
+    __name__,
+    {
+        "curate.compare.params": ["VARIANTS", "CompareParams", "parse_variants"],
+        "curate.compare.runner": ["CompareResult", "compare"],
+    },
+)

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from curate.compare.params import LEAK_THRESHOLD
 from curate.reshape.neighbours import knn
 
-LEAK_THRESHOLD = 0.95
 LEAK_COLUMNS = ("target", "sample_id", "ref_id", "nearest_sample_id", "nearest_ref_id", "nearest_side", "cosine", "leak")
 
 

@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from curate import __version__
-from curate.compare.stats import CONFIDENCE, srcc_interval, verdict
+from curate.compare.params import BASELINE, CONFIDENCE, VARIANTS
+from curate.compare.stats import srcc_interval, verdict
 from curate.fsio import atomic_path, atomic_write_text, command_line
 
 SUMMARY_FORMAT = "compare_summary"
@@ -44,8 +45,6 @@ def write_report(
     eval_frames: Mapping[str, pd.DataFrame],
 ) -> dict[str, Any]:
     """Write results.csv, summary.json, the figures and index.html into ``out``; return the summary."""
-    from curate.compare.runner import BASELINE, VARIANTS
-
     atomic_write_text(out / RESULTS_FILE, results.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
     predictions = _predictions(runs)
     targets: dict[str, Any] = {}

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,115 +36,12 @@ import numpy as np
 import pandas as pd
 
 from curate.compare import leaks
+from curate.compare.params import BASELINE, HEAD_ONLY, TRAIN_SEED, VARIANTS, CompareParams, Variant
 from curate.errors import CurateError
 from curate.fsio import atomic_write_text, command_line, fingerprint, folder_lock
 
-BASELINE = "original"
-HEAD_ONLY, FULL = "head-only", "full"
-TRAINERS = (HEAD_ONLY, FULL)
-DEFAULT_SEEDS = 3
-DEFAULT_VAL_FRACTION = 0.25
-TRAIN_SEED = 123  # the paper's seed, the first run's; seed s trains with TRAIN_SEED + s
 COMPARE_FORMAT = "compare"
 COMPARE_FORMAT_VERSION = 1
-# Settings that may change between a compare and its resumption without changing its results.
-RESUMABLE_SETTINGS = ("device", "workers", "report_test_best", "resamples")
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One row of the ablation: which reshape stages are on.
-
-    ``pool``: DDCUp adds candidates; ``candidates``: ``ddcup`` (DDCUp's selection) or ``all``
-    (every candidate, no selection: the ablation of the selection itself); ``drc``: DRCDown thins
-    redundant clusters; ``sized``: reshaped to the size of the ``original`` manifest of the seed.
-    """
-
-    name: str
-    pool: bool
-    drc: bool
-    candidates: str = "ddcup"
-    sized: bool = False
-    description: str = ""
-
-
-VARIANTS: dict[str, Variant] = {
-    v.name: v
-    for v in (
-        Variant("original", pool=False, drc=False, description="the selected types, nothing reshaped"),
-        Variant("drc", pool=False, drc=True, description="DRCDown only"),
-        Variant("ddc", pool=True, drc=False, description="DDCUp only"),
-        Variant("paper", pool=True, drc=True, description="DDCUp + DRCDown, the paper's rule"),
-        Variant(
-            "all-candidates", pool=True, drc=False, candidates="all",
-            description="every pool candidate added (pseudo-labelled), no DDCUp selection",
-        ),
-        Variant("sized", pool=True, drc=True, sized=True, description="the paper's rule at the original's size"),
-    )
-}
-
-
-def parse_variants(spec: str | Sequence[str] | None, *, have_pool: bool) -> tuple[str, ...]:
-    """Variant names in table order, ``original`` always first (every difference is taken to it).
-
-    ``None``: every variant the inputs allow (those with a pool only when one is given)."""
-    if spec is None:
-        names = [n for n, v in VARIANTS.items() if have_pool or not v.pool]
-    else:
-        names = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
-        unknown = [n for n in names if n not in VARIANTS]
-        if unknown:
-            raise CurateError(f"--variants {unknown[0]!r}: not one of {', '.join(VARIANTS)}")
-        needs_pool = [n for n in names if VARIANTS[n].pool]
-        if needs_pool and not have_pool:
-            raise CurateError(f"--variants {needs_pool[0]} adds pool candidates; give --pool and --pool-embeddings")
-    ordered = [n for n in VARIANTS if n in set(names) | {BASELINE}]
-    return tuple(ordered)
-
-
-@dataclass(frozen=True)
-class CompareParams:
-    """Every setting of a comparison (the trainer's own settings sit in ``train``)."""
-
-    types: tuple[int, ...]
-    variants: tuple[str, ...]
-    seeds: int = DEFAULT_SEEDS
-    trainer: str = HEAD_ONLY
-    online_drc: bool = False
-    val_fraction: float = DEFAULT_VAL_FRACTION
-    val_refs: tuple[str, ...] = ()
-    leak_check: bool = True
-    leak_threshold: float = leaks.LEAK_THRESHOLD
-    exclude_leaks: bool = False
-    resamples: int = 2000
-    report_test_best: bool = False
-    device: str = "auto"
-    train: Mapping[str, Any] = field(default_factory=dict)
-
-    def check(self) -> None:
-        if self.seeds < 1:
-            raise CurateError(f"--seeds {self.seeds}: must be at least 1")
-        if self.trainer not in TRAINERS:
-            raise CurateError(f"--trainer {self.trainer!r}: one of {', '.join(TRAINERS)}")
-        if self.online_drc and self.trainer != FULL:
-            raise CurateError("--online-drc needs --trainer full (DRCDown on the model's own features)")
-        if not self.val_refs and not 0.0 < self.val_fraction < 1.0:
-            raise CurateError(f"--val-fraction {self.val_fraction}: must be in (0, 1); selection needs validation")
-        if not -1.0 <= self.leak_threshold <= 1.0:
-            raise CurateError(f"--leak-threshold {self.leak_threshold}: a cosine similarity in [-1, 1]")
-        if self.exclude_leaks and not self.leak_check:
-            raise CurateError("--exclude-leaks needs the leak check (drop --skip-leak-check)")
-        if self.resamples < 100:
-            raise CurateError(f"--resamples {self.resamples}: at least 100 for a 95% interval")
-
-    def identity(self) -> dict[str, Any]:
-        """What determines the results (a rerun into the same folder must match it)."""
-        out = asdict(self)
-        out["train"] = dict(self.train)
-        for key in RESUMABLE_SETTINGS:
-            out.pop(key, None)
-            out["train"].pop(key, None)
-        return out
 
 
 @dataclass
@@ -181,7 +78,6 @@ def compare(
     """Run the comparison into ``out_dir`` (resuming a killed one) and write its report."""
     from curate.compare.report import write_report
 
-    params.check()
     if not eval_sets:
         raise CurateError("compare needs at least one target set: --eval NAME=CORPUS")
     if (pool is None) != (pool_embeddings is None):
@@ -204,8 +100,9 @@ def compare(
     out = Path(out_dir)
     inputs = _fingerprints(corpus, embeddings, pool, pool_embeddings, eval_sets, eval_embeddings)
     with folder_lock(out, "compare"):
-        _check_identity(out, params, inputs)
         data = _Inputs.read(corpus, pool, eval_sets, params.types)
+        params = params.resolved(corpus_types=data.corpus_types, have_pool=pool is not None)
+        _check_identity(out, params, inputs)
         matches = None
         if params.leak_check:
             _say(f"leak check: {len(eval_sets)} target set(s) against the training side", quiet)
@@ -288,10 +185,11 @@ class _Inputs:
     pool_meta: dict[str, Any] | None
     eval_frames: dict[str, pd.DataFrame]  # scored rows of each target set
     eval_paths: dict[str, Path]
+    corpus_types: tuple[int, ...]
 
     @classmethod
     def read(
-        cls, corpus: Any, pool: Any, eval_sets: Mapping[str, Any], types: Sequence[int]
+        cls, corpus: Any, pool: Any, eval_sets: Mapping[str, Any], types: Sequence[int] | None
     ) -> _Inputs:
         from curate.schema import read_corpus
         from curate.train.loop import eval_dataset
@@ -299,9 +197,12 @@ class _Inputs:
         frame, meta = read_corpus(corpus)
         frame = frame.sort_values("sample_id", kind="stable").reset_index(drop=True)
         distortion = frame["distortion"].astype("Float64").to_numpy(na_value=np.nan)
-        selected = ~frame["is_reference"].to_numpy(dtype=bool) & np.isin(distortion, np.asarray(types, float))
-        if not selected.any():
+        distorted = ~frame["is_reference"].to_numpy(dtype=bool) & ~np.isnan(distortion)
+        present = tuple(sorted({int(t) for t in distortion[distorted]}))
+        if types is not None and not (distorted & np.isin(distortion, np.asarray(types, float))).any():
             raise CurateError(f"{corpus}: no distorted samples of the selected types {list(types)}")
+        if not present:
+            raise CurateError(f"{corpus}: no distorted samples to train on")
         pool_frame = pool_meta = None
         if pool is not None:
             pool_frame, pool_meta = read_corpus(pool)
@@ -313,7 +214,9 @@ class _Inputs:
                 raise CurateError(f"--eval {name}={path}: no scored rows to test on")
             evals[name] = frame_e.sort_values("sample_id", kind="stable").reset_index(drop=True)
         paths = {name: Path(path) for name, path in eval_sets.items()}
-        return cls(Path(corpus), frame, meta, None if pool is None else Path(pool), pool_frame, pool_meta, evals, paths)
+        return cls(
+            Path(corpus), frame, meta, None if pool is None else Path(pool), pool_frame, pool_meta, evals, paths, present
+        )
 
 
 @dataclass
@@ -435,7 +338,7 @@ def _leak_check(
     params: CompareParams,
 ) -> pd.DataFrame:
     """Each target content against the training side's contents (see :mod:`curate.compare.leaks`)."""
-    from curate.schema import read_corpus, read_embedding_rows, same_encoder
+    from curate.schema import EmbeddingsFolder, read_corpus, same_encoder
 
     sides = [("corpus", data.corpus, embeddings)]
     if data.pool is not None and pool_embeddings is not None:
@@ -444,7 +347,7 @@ def _leak_check(
     first = None
     for side, frame, folder in sides:
         rows = _content_rows(frame, params.types)
-        emb = read_embedding_rows(folder, rows["sample_id"].to_numpy(dtype=object), what=f"{side} (leak check)")
+        emb = EmbeddingsFolder(folder).load(rows["sample_id"].to_numpy(dtype=object), what=f"{side} (leak check)")
         if first is None:
             first = emb
         else:
@@ -459,7 +362,9 @@ def _leak_check(
     for name in sorted(data.eval_frames):
         target, _ = read_corpus(data.eval_paths[name])
         rows = _content_rows(target, None)
-        emb = read_embedding_rows(eval_embeddings[name], rows["sample_id"].to_numpy(dtype=object), what=f"target set {name!r}")
+        emb = EmbeddingsFolder(eval_embeddings[name]).load(
+            rows["sample_id"].to_numpy(dtype=object), what=f"target set {name!r} (leak check)"
+        )
         same_encoder(first, emb)
         matches = leaks.nearest_training(
             name,
@@ -501,35 +406,34 @@ def _reshape(
     run: _Run, split: _Split, embeddings: Any, pool_embeddings: Any, params: CompareParams, original_rows: int | None
 ) -> int:
     """Write the variant's manifest (once; a resumed compare keeps it) and return its row count."""
-    from curate.schema import read_manifest
+    from curate.schema import read_frame
 
     if not run.manifest.is_file():
+        from curate.reshape.params import ReshapeParams
         from curate.reshape.pipeline import reshape
 
         variant = run.variant
-        drc = variant.drc and not params.online_drc
-        if variant.sized:
-            if original_rows is None:
-                raise CurateError("the sized variant needs the original manifest of the same seed")
-            drc = variant.drc  # sizing trims offline, density first
-        kwargs: dict[str, Any] = {}
-        if not drc:
-            kwargs["similarity_threshold"] = 1.0  # no pair has cosine above 1: DRCDown keeps everything
-        if variant.candidates != "ddcup":
-            raise CurateError(f"variant {variant.name}: needs a reshape that adds every candidate")
+        # with online DRCDown the trainer thins redundant clusters each epoch; sizing trims offline
+        drc = variant.drc and (variant.sized or not params.online_drc)
+        if variant.sized and original_rows is None:
+            raise CurateError("the sized variant needs the original manifest of the same seed")
+        reshape_params = ReshapeParams(
+            types=params.types,
+            seed=split.seed,
+            drc=drc,
+            candidates=variant.candidates,
+            target_size=original_rows if variant.sized else None,
+            device=params.device,
+        )
         reshape(
             split.train_corpus,
             embeddings,
             run.manifest,
             pool=split.pool if variant.pool else None,
             pool_embeddings=pool_embeddings if variant.pool else None,
-            types=",".join(map(str, params.types)),
-            seed=split.seed,
-            target_size=original_rows if variant.sized else None,
-            device=params.device,
-            **kwargs,
+            params=reshape_params,
         )
-    frame, _ = read_manifest(run.manifest)
+    frame, _ = read_frame(run.manifest, "manifest")
     run.manifest_rows = len(frame)
     run.upsampled_rows = int((frame["origin"] == "upsampled").sum())
     return run.manifest_rows

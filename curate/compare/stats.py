@@ -16,8 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-CONFIDENCE = 0.95
-BOOTSTRAP_RESAMPLES = 2000
+from curate.compare.params import BOOTSTRAP_RESAMPLES, CONFIDENCE
 
 
 def spearman_columns(predictions: np.ndarray, scores: np.ndarray) -> np.ndarray:

@@ -21,7 +21,6 @@ Steps (every one is the same library function its CLI verb calls; every output l
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ import click
 
 from curate.errors import CurateError, WeightsUnavailable
 from curate.fsio import atomic_write_text
+from curate.jsonio import json_text
 
 DEFAULT_PRESET = "livec"
 ENCODER_FALLBACK = "timm"  # its default: the packaged ImageNet EfficientNet-Lite0, pretrained and offline
@@ -120,14 +120,16 @@ def run_demo(
     the same steps, used by the tests). ``encoder="auto"`` uses CLIP when its weights are available
     and otherwise the packaged ImageNet EfficientNet-Lite0 (timm), saying so.
     """
+    from curate.analyze.params import AnalyzeParams
     from curate.analyze.report import analyze
     from curate.corpus import ingest
     from curate.corpus.options import ReaderOptions
     from curate.demo.corpus import build_demo_corpus
+    from curate.distort.presets import parse_types
     from curate.distort.synthesize import synthesize
     from curate.export import export_manifest
+    from curate.reshape.params import ReshapeParams
     from curate.reshape.pipeline import reshape
-    from curate.reshape.presets import parse_types
     from curate.train import train
 
     out = Path(out_dir).resolve()
@@ -161,16 +163,16 @@ def run_demo(
         "paper": out / "manifest_paper.parquet",
         "reshaped": out / "manifest_reshaped.parquet",
     }
-    # The original training set: the selected types with DRCDown off (no pair has cosine above 1).
-    original = reshape(corpus, emb["train"], manifests["original"], types=preset, seed=seed, similarity_threshold=1.0)
+    # The original training set: the selected types, DRCDown off, no pool.
+    original = reshape(corpus, emb["train"], manifests["original"], params=ReshapeParams(types=preset, seed=seed, drc=False))
     paper = reshape(
         corpus, emb["train"], manifests["paper"], pool=pool_corpus, pool_embeddings=emb["pool"],
-        types=preset, seed=seed,
+        params=ReshapeParams(types=preset, seed=seed),
     )
     # Reshaped to the original set's size, so the two training runs compare at equal size.
     reshaped = reshape(
         corpus, emb["train"], manifests["reshaped"], pool=pool_corpus, pool_embeddings=emb["pool"],
-        types=preset, seed=seed, target_size=len(original.manifest),
+        params=ReshapeParams(types=preset, seed=seed, target_size=len(original.manifest)),
     )
     rows = {"original": len(original.manifest), "paper": len(paper.manifest), "reshaped": len(reshaped.manifest)}
     upsampled = {
@@ -181,7 +183,7 @@ def run_demo(
     _say(f"[6/8] analyze -> {out / 'report'}", quiet)
     analyze(
         corpus, emb["train"], out / "report", pool=pool_corpus, pool_embeddings=emb["pool"],
-        manifest=manifests["reshaped"], types=types, seed=seed, quiet=True,
+        manifest=manifests["reshaped"], params=AnalyzeParams(types=types, seed=seed), quiet=True,
     )
 
     _say("[7/8] export the reshaped manifest for pyiqa", quiet)
@@ -198,9 +200,7 @@ def run_demo(
             quiet=True, seed=TRAIN_SEED, val_fraction=VAL_FRACTION,
         )
         comparison[name] = {"rows": rows[name], "upsampled": upsampled[name], "summary": summary}
-    atomic_write_text(
-        out / "comparison.json", json.dumps(comparison, indent=2, sort_keys=True, default=str) + "\n"
-    )
+    atomic_write_text(out / "comparison.json", json_text(comparison, sort_keys=True))
     return DemoResult(out, chosen, manifests, out / "report" / "index.html", export_dir, runs, comparison, warnings)
 
 

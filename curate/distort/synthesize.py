@@ -36,12 +36,13 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from curate.distort.names import output_name, reference_name
+from curate.distort.presets import ALL_TYPES
 from curate.distort.registry import DISTORTIONS, LEVELS, MAX_PIXELS, distortion_rng
 from curate.errors import CurateError, ImageError
 from curate.fsio import atomic_path, atomic_write_text, fingerprint, folder_lock, remove_stale_temporaries
 from curate.images import load_rgb, reject_reason
 from curate.progress import Progress
-from curate.reshape.presets import ALL_TYPES
 from curate.schema import corpus_root, make_metadata, read_corpus, write_table
 
 SOURCE = "synthesized"
@@ -122,15 +123,6 @@ class SynthesisSummary:
     kept: int  # distorted images found complete from an earlier run
     rejected: int
     gallery_path: Path | None = None
-
-
-def output_name(key: str, distortion: int, level: int) -> str:
-    """KADID file name of one distorted image: ``{key}_{tt:02d}_{ll:02d}.png``."""
-    return f"{key}_{distortion:02d}_{level:02d}.png"
-
-
-def reference_name(key: str) -> str:
-    return f"{key}.png"
 
 
 def write_png(path: Path, image: np.ndarray) -> None:

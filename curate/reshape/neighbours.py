@@ -21,6 +21,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
+from curate.devices import pick_device
+
 # float32 dot products of unit vectors err by ~1e-6; anything this close to a threshold is rechecked.
 EXACT_MARGIN = 1e-4
 # A bfloat16 screen errs by at most ~0.006 on unit vectors: each input rounded with relative error
@@ -76,18 +78,6 @@ def compute_device(device: str = "auto") -> "torch.device | None":  # noqa: F821
         return None
     dev = pick_device(device)
     return dev if dev.type != "cpu" else None
-
-
-def pick_device(device: str = "auto") -> "torch.device":  # noqa: F821
-    import torch
-
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        from curate.errors import CurateError
-
-        raise CurateError(f"--device {device}: CUDA is not available on this machine (use auto or cpu)")
-    return torch.device(device)
 
 
 class TooManyPairs(RuntimeError):

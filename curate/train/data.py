@@ -19,7 +19,7 @@ from PIL import Image
 
 from curate.data import ManifestDataset
 from curate.errors import CurateError
-from curate.reshape.downsample import sample_keys
+from curate.sampling import sample_keys
 
 TRAIN, EVAL, FEATURES = "train", "eval", "features"
 
