@@ -16,6 +16,7 @@ import click
 
 from curate import __version__
 from curate.analyze.params import AnalyzeParams
+from curate.compare.params import CompareParams
 from curate.embed.config import EmbedConfig, encoder_names
 from curate.errors import CurateError, CurateWarning, ParamError, UsageError
 from curate.fsio import set_command_line
@@ -184,6 +185,7 @@ def param_option(cls: Any, name: str, *, unset: str | None = None, **overrides: 
         kwargs["type"] = str
     elif spec.kind == "device":
         kwargs["metavar"] = "auto|cpu|cuda[:N]"
+    value = overrides.pop("default", value)
     kwargs.update(overrides)
     return click.option(*decls, name, default=value, **kwargs)
 
@@ -573,6 +575,8 @@ def export_cmd(manifest: str, fmt: str, out: str, roots: tuple[str, ...], **opti
 @param_option(TrainConfig, "online_drc")
 @drc_options(unset=ONLINE_DRC_MANIFEST_ELSE)
 @param_option(TrainConfig, "val_fraction")
+@click.option("--val", "val_set", type=click.Path(dir_okay=False), default=None, metavar="CORPUS",
+              help="Validation set for model selection: a scored corpus or manifest (instead of --val-fraction).")
 @param_option(TrainConfig, "report_test_best")
 @param_option(TrainConfig, "head_only")
 @click.option("--embeddings", type=click.Path(file_okay=False), multiple=True,
@@ -584,7 +588,7 @@ def export_cmd(manifest: str, fmt: str, out: str, roots: tuple[str, ...], **opti
 @click.option("--root", "roots", multiple=True, help=_ROOT_HELP)
 def train_cmd(
     manifest: str, out: str, evals: tuple[str, ...], head_only: bool, embeddings: tuple[str, ...],
-    eval_embeddings: tuple[str, ...], roots: tuple[str, ...], **settings: Any,
+    eval_embeddings: tuple[str, ...], roots: tuple[str, ...], val_set: str | None, **settings: Any,
 ) -> None:
     """Train the reference model on MANIFEST (the paper's protocol by default) into RUN_DIR (-o)."""
     from curate.train import summary_table, train
@@ -600,10 +604,89 @@ def train_cmd(
         raise click.BadParameter(f"no --eval set named {unknown[0]!r}", param_hint="--eval-embeddings")
     summary = train(
         manifest, out, eval_sets=eval_sets, head_only=head_only, embeddings=list(embeddings) or None,
-        eval_embeddings=eval_emb, root=_root_option(roots), redundancy=pop_drc(settings), **settings,
+        eval_embeddings=eval_emb, val_set=val_set, root=_root_option(roots), redundancy=pop_drc(settings),
+        **settings,
     )
     click.echo(summary_table(summary))
     click.echo(f"run folder: {out}")
+
+
+# ---- compare -----------------------------------------------------------------------------------
+
+_COMPARE_EPILOG = """
+Reproducing the paper's protocol (KADID-10k -> LIVEC, KonIQ-10k, BID) on a GPU machine: one compare
+per target, each with its preset's types; the bundled trainer (ResNet-50, 24 epochs, batch 32, the
+paper's learning rates), DRCDown online each epoch, the seven references the release leaves out of
+training as the validation set, and the paper's rule against every ablation row:
+
+\b
+  curate compare --corpus kadid.parquet --embeddings emb/kadid \\
+      --pool pool/corpus.parquet --pool-embeddings emb/pool \\
+      --types livec --eval livec=livec.parquet --eval-embeddings livec=emb/livec \\
+      --trainer full --online-drc --val-refs I06,I07,I18,I19,I53,I58,I70 \\
+      --seeds 3 --device cuda -o compare-livec
+  (then --types koniq with --eval koniq=..., and --types bid with --eval bid=...)
+
+Add --report-test-best to also tabulate the test-selected epoch the paper reports (optimistic).
+"""
+
+
+@cli.command("compare", epilog=_COMPARE_EPILOG)
+@click.option("--corpus", required=True, type=click.Path(exists=True, dir_okay=False), help="Training corpus.parquet.")
+@click.option("--embeddings", required=True, type=click.Path(exists=True, file_okay=False), help="Its embeddings.")
+@click.option("--pool", type=click.Path(exists=True, dir_okay=False), help="Candidate pool corpus (from 'curate synthesize').")
+@click.option("--pool-embeddings", type=click.Path(exists=True, file_okay=False), help="The pool's embeddings.")
+@param_option(CompareParams, "types")
+@click.option("--eval", "evals", multiple=True, required=True, metavar="NAME=CORPUS",
+              help="Target (test) set: a scored corpus Parquet file (repeatable).")
+@click.option("--eval-embeddings", multiple=True, metavar="NAME=DIR",
+              help="Embeddings of a target set (head-only training and the leak check need them).")
+@param_option(CompareParams, "variants", metavar="LIST")
+@param_option(CompareParams, "seeds")
+@param_option(CompareParams, "trainer")
+@param_option(CompareParams, "online_drc")
+@param_option(CompareParams, "val_fraction")
+@param_option(CompareParams, "val_refs", default=None, show_default=False, metavar="LIST|FILE")
+@param_option(CompareParams, "leak_check")
+@param_option(CompareParams, "leak_threshold")
+@param_option(CompareParams, "exclude_leaks")
+@param_option(TrainConfig, "epochs", unset="the trainer's,")
+@param_option(TrainConfig, "batch_size", unset="the trainer's,")
+@param_option(TrainConfig, "lr")
+@param_option(TrainConfig, "weights", unset="--trainer full:")
+@param_option(TrainConfig, "arch", unset="--trainer full:")
+@param_option(CompareParams, "report_test_best")
+@param_option(CompareParams, "resamples")
+@param_option(CompareParams, "device")
+@param_option(TrainConfig, "workers")
+@click.option("--root", "roots", multiple=True, help=_ROOT_HELP)
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Comparison folder.")
+def compare_command(
+    corpus: str, embeddings: str, pool: str | None, pool_embeddings: str | None, evals: tuple[str, ...],
+    eval_embeddings: tuple[str, ...], roots: tuple[str, ...], output: str, **options: Any,
+) -> None:
+    """Run the method's ablation on your data (variants x seeds) and say, with intervals, whether it helps."""
+    from pathlib import Path
+
+    from curate.compare import compare
+
+    if (pool is None) != (pool_embeddings is None):
+        raise click.UsageError("--pool and --pool-embeddings go together")
+    train_settings = {
+        key: options.pop(key) for key in ("epochs", "batch_size", "lr", "weights", "arch", "workers")
+    }
+    params = CompareParams(
+        **{k: v for k, v in options.items() if v is not None},
+        train={k: v for k, v in train_settings.items() if v is not None},
+    )
+    result = compare(
+        corpus, embeddings, output, eval_sets=_name_value_pairs(evals, "--eval"), params=params, pool=pool,
+        pool_embeddings=pool_embeddings, eval_embeddings=_name_value_pairs(eval_embeddings, "--eval-embeddings"),
+        root=_root_option(roots),
+    )
+    for line in result.lines():
+        click.echo(line)
+    click.echo(f"report: {Path(output) / 'index.html'}")
 
 
 # ---- demo --------------------------------------------------------------------------------------

@@ -11,7 +11,9 @@ The loss is the mean absolute error, weighted by the manifest's ``weight`` colum
 anything but 1.0.
 
 Run folder (``out_dir``): ``metrics.jsonl`` (one line per epoch), ``summary.json``, ``curves.png``,
-``model.safetensors`` (last epoch), ``model_val_best.safetensors`` (with a validation split), and
+``model.safetensors`` (last epoch), ``model_val_best.safetensors`` (with a validation split),
+``predictions_last.parquet`` and ``predictions_val_best.parquet`` (each evaluation and validation
+image's prediction at that epoch: what a paired comparison of runs resamples), and
 ``checkpoint.json`` -> ``ckpt-NNN/`` (weights as safetensors, optimizer state loaded with
 ``weights_only=True``, the history as JSON). Rerunning the same command resumes from the last
 checkpoint and gives the same result as an uninterrupted run (on the CPU; cuDNN kernels on a GPU
@@ -32,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
 import torch
 from torch import nn
 
@@ -52,6 +56,7 @@ from curate.train.data import (
     TRAIN,
     EmbeddingSource,
     ImageSource,
+    Samples,
     check_images_exist,
     samples_of,
     split_by_reference,
@@ -60,6 +65,9 @@ from curate.train.metrics import iqa_metrics
 from curate.train.model import EmbeddingRegressor, build_image_model
 
 CHECKPOINT_POINTER = "checkpoint.json"
+PREDICTIONS_LAST = "predictions_last.parquet"
+PREDICTIONS_VAL_BEST = "predictions_val_best.parquet"
+VALIDATION_SET = "(validation)"
 # Settings that may change between a run and its resumption without changing its results' meaning.
 RESUMABLE_CHANGES = ("epochs", "device", "workers", "report_test_best")
 TEST_SELECTED_NOTE = "selected on the test set itself: optimistic, not an estimate of generalisation"
@@ -102,6 +110,7 @@ class Runner:
         model: nn.Module,
         identity: dict[str, Any],
         quiet: bool,
+        val_source: ImageSource | EmbeddingSource | None = None,
         drc: ResolvedDRC | None = None,
     ) -> None:
         self.config = config
@@ -139,10 +148,16 @@ class Runner:
         self.scores = torch.from_numpy(samples.scores.astype(np.float32))
         self.weights = torch.from_numpy(samples.weights.astype(np.float32))
         self.weighted = bool((samples.weights != 1.0).any())
-        self.is_val = split_by_reference(samples.ref_ids, config.val_fraction, config.seed)
-        self.train_rows = np.flatnonzero(~self.is_val)
-        self.val_rows = np.flatnonzero(self.is_val)
+        if val_source is None:  # validation references split off the training table
+            is_val = split_by_reference(samples.ref_ids, config.val_fraction, config.seed)
+            self.val_source = train_source
+        else:  # a validation table of its own (held-out training references, human labels)
+            is_val = np.zeros(len(train_source), dtype=bool)
+            self.val_source = val_source
+        self.train_rows = np.flatnonzero(~is_val)
+        self.val_rows = np.flatnonzero(is_val) if val_source is None else np.arange(len(val_source))
         self.history: list[dict[str, Any]] = []
+        self.predictions: dict[str, tuple[Samples, np.ndarray, np.ndarray]] = {}
 
     # -- device helpers --------------------------------------------------------------------------
 
@@ -251,15 +266,24 @@ class Runner:
         }
 
     def evaluate(self) -> dict[str, Any]:
+        """Metrics of this epoch; the predictions behind them are kept in ``self.predictions``."""
         record: dict[str, Any] = {}
+        self.predictions = {}
         if self.val_rows.size:
-            pred = self.predict(self.train_source, self.val_rows)
-            record["val"] = iqa_metrics(pred, self.train_source.samples.scores[self.val_rows])
+            pred = self.predict(self.val_source, self.val_rows)
+            record["val"] = iqa_metrics(pred, self.val_source.samples.scores[self.val_rows])
+            self.predictions[VALIDATION_SET] = (self.val_source.samples, self.val_rows, pred)
         record["eval"] = {}
         for name, source in self.eval_sources.items():
             rows = np.arange(len(source))
-            record["eval"][name] = iqa_metrics(self.predict(source, rows), source.samples.scores)
+            pred = self.predict(source, rows)
+            record["eval"][name] = iqa_metrics(pred, source.samples.scores)
+            self.predictions[name] = (source.samples, rows, pred)
         return record
+
+    def save_predictions(self, name: str, epoch: int) -> None:
+        """This epoch's predictions as a Parquet table (see :func:`predictions_table`)."""
+        write_predictions(self.out_dir / name, self.predictions, epoch)
 
     # -- checkpoints -----------------------------------------------------------------------------
 
@@ -322,11 +346,17 @@ class Runner:
             if val is not None and math.isfinite(val) and (best_val is None or val > best_val):
                 best_val = val
                 self.save_weights("model_val_best.safetensors")
+                self.save_predictions(PREDICTIONS_VAL_BEST, epoch + 1)
             self.save_checkpoint(epoch + 1)
             atomic_write_text(
                 self.out_dir / "metrics.jsonl", "".join(json_text(r, sort_keys=True, style="line") + "\n" for r in self.history)
             )
         self.save_weights("model.safetensors")
+        if done < self.config.epochs or not (self.out_dir / PREDICTIONS_LAST).is_file():
+            if not self.predictions and self.history:  # resumed after the last epoch: evaluate again
+                self.evaluate()
+            if self.predictions:
+                self.save_predictions(PREDICTIONS_LAST, len(self.history))
         summary = make_summary(
             self.config, self.identity, self.history, self.val_rows.size, self.train_rows.size, self.drc
         )
@@ -339,6 +369,51 @@ class Runner:
 
         with atomic_path(self.out_dir / name) as tmp:
             save_file(_cpu_state(self.model), str(tmp))
+
+
+def predictions_table(predictions: Mapping[str, tuple[Samples, np.ndarray, np.ndarray]], epoch: int) -> pa.Table:
+    """One row per evaluated image: ``set`` (an evaluation set's name, or ``(validation)``),
+    ``sample_id``, ``ref_id``, ``score`` (the human label, 0-10), ``prediction`` and ``epoch``;
+    rows sorted by (set, sample_id)."""
+    columns: dict[str, list[Any]] = {k: [] for k in ("set", "sample_id", "ref_id", "score", "prediction")}
+    for name in sorted(predictions):
+        samples, rows, pred = predictions[name]
+        order = np.argsort(samples.sample_ids[rows].astype(str), kind="stable")
+        columns["set"] += [name] * rows.size
+        columns["sample_id"] += samples.sample_ids[rows][order].astype(str).tolist()
+        columns["ref_id"] += samples.ref_ids[rows][order].astype(str).tolist()
+        columns["score"] += samples.scores[rows][order].astype(np.float64).tolist()
+        columns["prediction"] += np.asarray(pred, dtype=np.float64)[order].tolist()
+    n = len(columns["set"])
+    return pa.table(
+        {
+            "set": pa.array(columns["set"], pa.string()),
+            "sample_id": pa.array(columns["sample_id"], pa.string()),
+            "ref_id": pa.array(columns["ref_id"], pa.string()),
+            "score": pa.array(columns["score"], pa.float64()),
+            "prediction": pa.array(columns["prediction"], pa.float64()),
+            "epoch": pa.array(np.full(n, epoch, dtype=np.int32)),
+        }
+    )
+
+
+def write_predictions(
+    path: Path, predictions: Mapping[str, tuple[Samples, np.ndarray, np.ndarray]], epoch: int
+) -> None:
+    import pyarrow.parquet as pq
+
+    with atomic_path(path) as tmp:
+        pq.write_table(predictions_table(predictions, epoch), tmp, compression="zstd")
+
+
+def read_predictions(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """A run's predictions table (``predictions_last.parquet`` / ``predictions_val_best.parquet``)."""
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path).to_pandas()
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise CurateError(f"{path}: not a readable predictions table ({exc})") from None
 
 
 def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -472,6 +547,7 @@ def train(
     head_only: bool = False,
     embeddings: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
     eval_embeddings: Mapping[str, str | os.PathLike[str]] | None = None,
+    val_set: str | os.PathLike[str] | None = None,
     root: RootOverride = None,
     model_factory: Callable[[], nn.Module] | None = None,
     quiet: bool = False,
@@ -490,6 +566,8 @@ def train(
     if unknown:
         raise CurateError(f"train: unknown setting(s) {unknown}")
     config = TrainConfig(head_only=head_only, **settings)
+    if val_set is not None and config.val_fraction > 0:
+        raise CurateError("--val and --val-fraction exclude each other: give one validation set")
     eval_sets = dict(eval_sets or {})
     torch.manual_seed(config.seed)
 
@@ -498,8 +576,12 @@ def train(
         raise CurateError(f"{manifest_path}: the manifest has no rows")
     # A {source: root} override also serves the eval sets' sources; a single root is the manifest's.
     eval_root = root if isinstance(root, Mapping) else None
-    eval_images = {name: _eval_dataset(path, eval_root) for name, path in eval_sets.items()}
-    sources = {s for ds in (images, *eval_images.values()) for s in ds.frame["source"].astype(str).unique()}
+    eval_images = {name: eval_dataset(path, eval_root) for name, path in eval_sets.items()}
+    val_images = None if val_set is None else eval_dataset(val_set, eval_root)
+    if val_images is not None and not len(val_images):
+        raise CurateError(f"{val_set}: the validation set has no scored rows")
+    tables = (images, *eval_images.values(), *([val_images] if val_images is not None else []))
+    sources = {s for ds in tables for s in ds.frame["source"].astype(str).unique()}
     check_root_sources(root, sources, str(manifest_path) + (" or its --eval sets" if eval_sets else ""))
     # The run folder is made by the run's first file (the checkpoint after the first epoch), so a
     # run that fails before that (bad input, device or weights) leaves no folder behind.
@@ -507,6 +589,8 @@ def train(
     if out.exists() and not out.is_dir():
         raise CurateError(f"{out}: exists and is not a folder (-o names the run folder)")
     read: dict[str, Any] = {"manifest": manifest_path, **{f"eval:{name}": p for name, p in eval_sets.items()}}
+    if val_set is not None:
+        read["val"] = val_set
     device = pick_device(config.device)
     pin = device.type == "cuda"
 
@@ -528,6 +612,10 @@ def train(
             what = f"eval set {name!r} (pass --eval-embeddings {name}=DIR)"
             vectors = eval_emb.load(ds.sample_ids, what=what).vectors
             eval_sources[name] = EmbeddingSource(samples_of(ds), vectors.astype(np.float32, copy=False))
+        val_source: ImageSource | EmbeddingSource | None = None
+        if val_images is not None:
+            vectors = emb.load(val_images.sample_ids, what=f"validation set {val_set}").vectors
+            val_source = EmbeddingSource(samples_of(val_images), vectors.astype(np.float32, copy=False))
         model: nn.Module = model_factory() if model_factory else EmbeddingRegressor(emb.dim, config.hidden)
     else:
         check_images_exist(images, str(manifest_path))
@@ -541,6 +629,10 @@ def train(
 
         train_source = source(images)
         eval_sources = {name: source(ds) for name, ds in eval_images.items()}
+        val_source = None
+        if val_images is not None:
+            check_images_exist(val_images, f"validation set {val_set}")
+            val_source = source(val_images)
         model = model_factory() if model_factory else build_image_model(config.arch, config.weights)
 
     drc = resolve_drc(config.redundancy, read_metadata(manifest_path).get("params"))
@@ -552,11 +644,13 @@ def train(
         "inputs": input_fingerprints(read),
         "model_factory": getattr(model_factory, "__qualname__", None),
     }
-    runner = Runner(config, out, train_source, eval_sources, model, plain(identity), quiet, drc)
+    runner = Runner(
+        config, out, train_source, eval_sources, model, plain(identity), quiet, val_source=val_source, drc=drc
+    )
     return runner.run()
 
 
-def _eval_dataset(path: str | os.PathLike[str], root: RootOverride = None) -> ManifestDataset:
+def eval_dataset(path: str | os.PathLike[str], root: RootOverride = None) -> ManifestDataset:
     """An evaluation set: its scored rows. Unscored pristine references of a synthetic corpus are
     not test samples and are left out; any other unscored row is an error (ManifestDataset)."""
     frame, _ = read_samples(path, root, check_root=False)
