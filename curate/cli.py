@@ -446,6 +446,7 @@ def embed_command(corpus: str, out_dir: str, quiet: bool, **settings: Any) -> No
 @param_option(ReshapeParams, "seed")
 @param_option(ReshapeParams, "drc")
 @param_option(ReshapeParams, "candidates")
+@param_option(ReshapeParams, "candidate_order", metavar="FILE")
 @drc_options()
 @param_option(ReshapeParams, "device")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="manifest.parquet to write.")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from curate.devices import DEVICES_HELP, check_device
@@ -129,6 +130,12 @@ class ReshapeParams:
         "ddcup", choices=CANDIDATE_MODES,
         help="Pool candidates: ddcup (DDCUp's selection) or all (every candidate, an ablation).",
     )
+    candidate_order: str | None = param(
+        None, kind=str,
+        help="A file listing every pool candidate (ref_id, file name or stem), one per line: of two close "
+        "candidates DDCUp's thinning drops the one listed first, as the paper's release does with its file "
+        "order (curate ingest-refset writes it). Default: the one with the lower sample_id.",
+    )
     redundancy: DRCParams = dataclasses.field(default_factory=DRCParams)
     device: str = param("auto", kind="device", help=f"Where the neighbour search runs: {DEVICES_HELP}.")
 
@@ -139,6 +146,8 @@ class ReshapeParams:
         set_field(self, "seed", int(self.seed))
         check_device(self.device)
         check_fields(self)
+        if self.candidate_order is not None and self.candidates != "ddcup":
+            raise ParamError("--candidate-order orders DDCUp's selection; --candidates all selects nothing")
 
     def with_types(self, types: tuple[int, ...]) -> ReshapeParams:
         return dataclasses.replace(self, types=types)
@@ -155,4 +164,6 @@ class ReshapeParams:
             "pseudo_margin": PSEUDO_MARGIN,
             "drc": self.drc,
             "candidates": self.candidates,
+            # only when given, so manifests made without one keep their bytes
+            **({"candidate_order": Path(self.candidate_order).name} if self.candidate_order else {}),
         }

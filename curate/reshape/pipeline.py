@@ -14,6 +14,7 @@ inputs never matters, and the same inputs + seed give byte-identical outputs.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,9 @@ import numpy as np
 import pandas as pd
 
 from curate.errors import CurateError
+from curate.fsio import fingerprint
 from curate.inputs import load_inputs
+from curate.reshape.candidate_order import CandidateOrder, read_candidate_order
 from curate.reshape.decisions import decision_frame, join_decisions
 from curate.reshape.downsample import DRCStage, downsample_stage
 from curate.reshape.params import ReshapeParams
@@ -85,6 +88,7 @@ class ReshapePlan:
     references: pd.DataFrame | None
     pool: pd.DataFrame | None
     candidates: pd.DataFrame | None
+    candidate_order: CandidateOrder | None = None
 
     @property
     def compares_originals(self) -> bool:
@@ -164,6 +168,16 @@ def plan_reshape(
     return ReshapePlan(params, training, originals, unselected, references, pool_sorted, candidates)
 
 
+def with_candidate_order(plan: ReshapePlan, path: str | os.PathLike[str]) -> ReshapePlan:
+    """The plan with the candidate order read from ``path`` (:mod:`curate.reshape.candidate_order`)."""
+    if plan.candidates is None:
+        raise CurateError(f"--candidate-order {path}: orders pool candidates; give --pool and --pool-embeddings")
+    order = read_candidate_order(
+        path, plan.candidates["ref_id"].astype(str).tolist(), plan.candidates["path"].astype(str).tolist()
+    )
+    return dataclasses.replace(plan, candidate_order=order)
+
+
 # --------------------------------------------------------------------------------------------
 # The stages joined, in memory
 
@@ -181,6 +195,8 @@ def reshape_tables(
     """The reshape itself, on tables in memory: a corpus frame and its embeddings (ids + vectors),
     optionally a pool and its embeddings. Returns the manifest and decisions frames."""
     plan = plan_reshape(corpus, pool, params or ReshapeParams(), where=where, pool_where=pool_where)
+    if plan.params.candidate_order is not None:
+        plan = with_candidate_order(plan, plan.params.candidate_order)
     return run_stages(plan, embeddings, pool_embeddings)
 
 
@@ -215,6 +231,7 @@ def run_stages(plan: ReshapePlan, embeddings: Embeddings, pool_embeddings: Embed
             levels=p.levels,
             weighting=p.weighting,
             candidates=p.candidates,
+            order=None if plan.candidate_order is None else plan.candidate_order.order,
             seed=p.seed,
             device=p.device,
         )
@@ -349,6 +366,8 @@ def reshape(
     data = load_inputs(corpus=corpus, embeddings=embeddings, pool=pool, pool_embeddings=pool_embeddings)
     assert data.corpus is not None and data.embeddings is not None
     plan = plan_reshape(data.corpus, data.pool, params or ReshapeParams(), where=str(corpus), pool_where=str(pool))
+    if plan.params.candidate_order is not None:
+        plan = with_candidate_order(plan, plan.params.candidate_order)
     needs = plan.needs()
     train_emb = data.embeddings.load(
         plan.ids("corpus"), needs=[(n.ids, n.what) for n in needs if n.source == "corpus"]
@@ -376,6 +395,9 @@ def reshape(
     }
     recorded = plan.params.as_dict()
     inputs = data.fingerprints()
+    if plan.candidate_order is not None:
+        extra["candidate_order"] = plan.candidate_order.metadata()
+        inputs["candidate_order"] = fingerprint(plan.params.candidate_order)
     manifest_meta = make_metadata("manifest", params=recorded, seed=plan.params.seed, inputs=inputs, **extra)
     decisions_meta = make_metadata("decisions", params=recorded, seed=plan.params.seed, inputs=inputs, **extra)
     out = Path(output)

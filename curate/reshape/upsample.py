@@ -391,6 +391,7 @@ def upsample_stage(
     levels: tuple[int, ...],
     weighting: str = "official",
     candidates: str = "ddcup",
+    order: np.ndarray | None = None,
     seed: int = 0,
     device: str = "auto",
     where: str = "corpus",
@@ -404,7 +405,9 @@ def upsample_stage(
     and their distorted versions); ``candidate_refs``: its candidate references
     (:func:`pool_candidates`) and ``candidate_vectors`` [m, dim] their features in that order.
     ``candidates``: ``ddcup`` (DDCUp's selection) or ``all`` (every candidate, the ablation without
-    the selection). A version is labelled from the scores of the same type and level of the chosen
+    the selection). ``order``: the candidates (indices into ``candidate_refs``) first to last, whose
+    earlier member of a close pair the thinning drops (:func:`select_candidates`); the decisions'
+    detail then gives each candidate's place (``order=K``, from 1). A version is labelled from the scores of the same type and level of the chosen
     candidate's label neighbours (:func:`label_neighbours`).
     """
     if candidates not in CANDIDATE_MODES:
@@ -414,7 +417,11 @@ def upsample_stage(
     cand_ids = cands["sample_id"].to_numpy(dtype=object)
     cand_vectors = np.asarray(candidate_vectors)
     if candidates == "ddcup":
-        selection = select_candidates(cand_vectors, reference_vectors, device=device)
+        selection = select_candidates(cand_vectors, reference_vectors, order=order, device=device)
+        place = None
+        if order is not None:
+            place = np.empty(len(cands), dtype=np.int64)
+            place[np.asarray(order, dtype=np.int64)] = np.arange(1, len(cands) + 1)
         chosen = selection.kept
         reason = selection.reason
         details = []
@@ -422,6 +429,8 @@ def upsample_stage(
             text = f"nearest={selection.nearest_distance[c]:.6f};farthest={selection.farthest_distance[c]:.6f}"
             if selection.dropped_for[c] >= 0:
                 text += f";too_close_to={cand_ids[selection.dropped_for[c]]}"
+            if place is not None:
+                text += f";order={place[c]}"
             details.append(text)
         detail: Any = np.asarray(details, dtype=object)
         thresholds = {"r": selection.thresholds.novelty_threshold, "maxT_all": selection.thresholds.max_spread}
