@@ -1,8 +1,9 @@
 """Benchmark `curate embed` on the CPU, in fp32 and in bf16 side by side in one run.
 
-For each model (a tiny open_clip ViT built from a JSON config, and ViT-B-32 with random weights) and
-each precision (fp32; bf16, which casts model and batch: the default on CPUs with bfloat16 matrix
-units) it measures, on the same images:
+For each model (a tiny open_clip ViT built from a JSON config, ViT-B-32 with random weights, and the
+packaged ImageNet EfficientNet-Lite0 through ``--encoder timm``) and each precision (fp32; bf16,
+which casts model and batch: the default on CPUs with bfloat16 matrix units) it measures, on the
+same images:
 
 * decode: the reader alone (PNG decode, resize, crop -> uint8 batches), no model: can it keep up?
 * bare forward: the mapper (normalise + image tower) on pre-decoded uint8 tensors (no files);
@@ -13,7 +14,8 @@ and prints images/s, the pipeline's scaling with loader workers, the ratio pipel
 alternating rounds, the bf16 / fp32 ratio of each figure, and the cosine between the bf16 and fp32
 features of every image (min and mean), with the CPU model and which precision path ran. Usage::
 
-    python tools/bench_embed.py [--images 128] [--tiny-images 768] [--rounds 3] [--workers 0,1,2]
+    python tools/bench_embed.py [--images 128] [--tiny-images 768] [--lite0-images 128] [--rounds 3]
+                                [--workers 0,1,2] [--skip-vit-b-32] [--skip-lite0]
 """
 
 from __future__ import annotations
@@ -187,15 +189,13 @@ def end_to_end(corpus: Path, out: Path, **options: Any) -> float:
     return result.samples / (time.perf_counter() - started)
 
 
-def load_encoder(model: str) -> Any:
-    from curate.embed import EncoderSpec
-
+def load_encoder(spec: Any) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        return EncoderSpec("clip", model, "random").load()
+        return spec.load()
 
 
-def bench_model(label: str, model: str, corpus: Path, work: Path, *, batch_size: int, workers: list[int],
+def bench_model(label: str, spec: Any, corpus: Path, work: Path, *, batch_size: int, workers: list[int],
                 repeats: int, rounds: int, precisions: list[str]) -> dict[str, Any]:
     """Per precision: decode alone, scaling with workers, then ``rounds`` alternating bare / pipeline
     measurements (the machine's load drifts, so each ratio compares two neighbouring measurements;
@@ -206,12 +206,12 @@ def bench_model(label: str, model: str, corpus: Path, work: Path, *, batch_size:
 
     from curate.embed.mapper import Mapper
 
-    images = predecode(corpus, load_encoder(model).preprocessing)
+    images = predecode(corpus, load_encoder(spec).preprocessing)
     row: dict[str, Any] = {"model": label, "images": len(images), "batch_size": batch_size,
                            "torch_threads": torch.get_num_threads(), "by_precision": {}}
     features: dict[str, np.ndarray] = {}
     for precision in precisions:
-        encoder = load_encoder(model)  # a mapper casts its encoder's weights: a fresh one each
+        encoder = load_encoder(spec)  # a mapper casts its encoder's weights: a fresh one each
         mapper = Mapper(encoder, "cpu", precision)
         fig: dict[str, Any] = {"device": mapper.describe()}
         scaling = {}
@@ -232,7 +232,8 @@ def bench_model(label: str, model: str, corpus: Path, work: Path, *, batch_size:
         fig["ratios"] = ratios
         fig["ratio_median"] = statistics.median(ratios)
         del mapper, encoder
-        fig["end_to_end"] = end_to_end(corpus, work / "e2e", model=model, pretrained="random", device="cpu",
+        fig["end_to_end"] = end_to_end(corpus, work / "e2e", encoder=spec.name, model=spec.model,
+                                       pretrained=spec.pretrained, device="cpu",
                                        batch_size=batch_size, workers=best, precision=precision)
         fig["ratio_end_to_end_over_median_bare"] = fig["end_to_end"] / statistics.median(bare)
         row["by_precision"][precision] = fig
@@ -275,6 +276,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=128, help="PNGs for ViT-B-32")
     parser.add_argument("--tiny-images", type=int, default=768, help="PNGs for the tiny model")
+    parser.add_argument("--lite0-images", type=int, default=128, help="PNGs for EfficientNet-Lite0")
     parser.add_argument("--width", type=int, default=512)
     parser.add_argument("--height", type=int, default=384)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -282,9 +284,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternating bare/pipeline measurements")
     parser.add_argument("--precisions", default="fp32,bf16", help="precisions to compare, fp32 first")
     parser.add_argument("--skip-vit-b-32", action="store_true")
+    parser.add_argument("--skip-lite0", action="store_true")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from curate.embed import EncoderSpec
+
     workers = [int(w) for w in args.workers.split(",")]
     precisions = [p for p in args.precisions.split(",") if p]
     from curate.reshape.neighbours import cpu_bfloat16_matmul
@@ -295,19 +300,23 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-embed-") as tmp:
         work = Path(tmp)
         tiny = register_tiny(work / "configs")
-        largest = max(args.images, args.tiny_images)
+        largest = max(args.images, args.tiny_images, args.lite0_images)
         corpus_all = make_png_corpus(work / "corpus", largest, args.width, args.height, unique=256)
         corpora = {}
-        for label, count in (("tiny", args.tiny_images), ("ViT-B-32", args.images)):
+        for label, count in (("tiny", args.tiny_images), ("ViT-B-32", args.images), ("lite0", args.lite0_images)):
             corpora[label] = subset(corpus_all, work / f"corpus-{label}", count)
         print(f"# CPU {cpu}, {os.cpu_count()} cores; bfloat16 matrix units (torch): {cpu_bfloat16_matmul()}; "
               f"PNGs {args.width}x{args.height}; batch {args.batch_size}; figures are images/s "
               "(a shared machine: expect noise)")
-        specs = [("tiny (embed 32, width 64, 2 layers, patch 32)", tiny, corpora["tiny"], 3)]
+        specs = [("tiny (embed 32, width 64, 2 layers, patch 32)", EncoderSpec("clip", tiny, "random"),
+                  corpora["tiny"], 3)]
         if not args.skip_vit_b_32:
-            specs.append(("ViT-B-32 (random weights)", "ViT-B-32", corpora["ViT-B-32"], 1))
-        for label, model, corpus, repeats in specs:
-            row = bench_model(label, model, corpus, work, batch_size=args.batch_size, workers=workers,
+            specs.append(("ViT-B-32 (random weights)", EncoderSpec("clip", "ViT-B-32", "random"), corpora["ViT-B-32"], 1))
+        if not args.skip_lite0:
+            specs.append(("EfficientNet-Lite0 (timm, packaged ImageNet weights)", EncoderSpec("timm"),
+                          corpora["lite0"], 1))
+        for label, spec, corpus, repeats in specs:
+            row = bench_model(label, spec, corpus, work, batch_size=args.batch_size, workers=workers,
                               repeats=repeats, rounds=args.rounds, precisions=precisions)
             rows.append(row)
             print_row(row)

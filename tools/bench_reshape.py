@@ -269,6 +269,7 @@ def table_digest(path: Path) -> str:
 def child(args: argparse.Namespace) -> None:
     from curate.reshape import neighbours
     from curate.reshape.downsample import drc_down
+    from curate.reshape.params import ReshapeParams
     from curate.reshape.pipeline import decisions_path_for, reshape
 
     if args.path == "float32":  # today's path: no bfloat16 units, no cluster pruning
@@ -288,8 +289,7 @@ def child(args: argparse.Namespace) -> None:
             Path(args.out) / "manifest.parquet",
             pool=Path(args.pool) / "pool.parquet" if args.pool else None,
             pool_embeddings=Path(args.pool) / "emb" if args.pool else None,
-            types=args.types,
-            device=args.device,
+            params=ReshapeParams(types=args.types, device=args.device),
         )
         out["wall_s"] = round(time.perf_counter() - start, 3)
         out["summary"] = {k: v for k, v in result.summary.items() if k != "thresholds"}

@@ -18,20 +18,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from curate.devices import pick_device
+from curate.embed.config import PRECISIONS
 from curate.embed.encoders import Encoder
 from curate.errors import CurateError
 
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 _DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-def pick_device(device: str = "auto") -> torch.device:
-    """``auto`` -> cuda when available, else cpu; ``cuda`` without a GPU is refused."""
-    from curate.reshape.neighbours import pick_device as shared_pick_device
-
-    if device not in ("auto", "cpu") and not device.startswith("cuda"):
-        raise CurateError(f"--device {device}: use auto, cpu or cuda")
-    return shared_pick_device(device)
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:

@@ -39,6 +39,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
+from curate.devices import pick_device
+
 log = logging.getLogger(__name__)
 
 # Products within this of a threshold are recomputed in float64 (a float32 dot product of unit
@@ -180,18 +182,6 @@ def compute_device(device: str = "auto") -> "torch.device | None":  # noqa: F821
         return None
     dev = pick_device(device)
     return dev if dev.type != "cpu" else None
-
-
-def pick_device(device: str = "auto") -> "torch.device":  # noqa: F821
-    import torch
-
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        from curate.errors import CurateError
-
-        raise CurateError(f"--device {device}: CUDA is not available on this machine (use auto or cpu)")
-    return torch.device(device)
 
 
 def _choose_engine(device: str, screen: str, flops: float, *, cuda_auto_bfloat16: bool = True) -> tuple[Any, bool]:
