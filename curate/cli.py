@@ -1,20 +1,28 @@
 """The ``curate`` command line: one small function per verb; each calls one library function.
 
 Exit codes: 0 success, 1 failure (one line naming the file/row/option; a traceback with
-``--debug``), 2 usage error.
+``--debug``), 2 usage error (also an option value the inputs show to be wrong, e.g. an unknown
+``--root SOURCE=DIR``).
 """
 
 from __future__ import annotations
 
 import sys
 import traceback
+import warnings
 from typing import Any
 
 import click
 
 from curate import __version__
-from curate.errors import CurateError
+from curate.analyze.params import AnalyzeParams
+from curate.compare.params import CompareParams
+from curate.embed.config import EmbedConfig, encoder_names
+from curate.errors import CurateError, CurateWarning, ParamError, UsageError
 from curate.fsio import set_command_line
+from curate.params import default_of, option_name, specs
+from curate.reshape.params import DRCParams, ReshapeParams
+from curate.train.config import TrainConfig
 
 
 class CurateGroup(click.Group):
@@ -28,9 +36,19 @@ class CurateGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         debug = bool(ctx.params.get("debug"))
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                warnings.simplefilter("always", CurateWarning)
+                warnings.showwarning = _show_curate_warnings(warnings.showwarning)
+                return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
+        except ParamError as exc:  # a parameter object refused an option: a usage error
+            raise click.UsageError(str(exc)) from None
+        except UsageError as exc:
+            if debug:
+                traceback.print_exc()
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
         except CurateError as exc:
             if debug:
                 traceback.print_exc()
@@ -38,6 +56,12 @@ class CurateGroup(click.Group):
             ctx.exit(1)
         except KeyboardInterrupt:
             click.echo("error: interrupted", err=True)
+            ctx.exit(1)
+        except OSError as exc:  # a file or folder the system refused: name it, in one line
+            if debug:
+                traceback.print_exc()
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"error: {where}{exc.strerror or exc}", err=True)
             ctx.exit(1)
         except Exception as exc:  # an unexpected failure: still one line unless --debug
             if debug:
@@ -47,6 +71,18 @@ class CurateGroup(click.Group):
             ctx.exit(1)
 
 
+def _show_curate_warnings(show_others: Any) -> Any:
+    """A ``warnings.showwarning`` printing curate's own warnings as one ``warning: ...`` line."""
+
+    def show(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, CurateWarning):
+            click.echo(f"warning: {message}", err=True)
+        else:
+            show_others(message, category, *args, **kwargs)
+
+    return show
+
+
 @click.group(cls=CurateGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="curate")
 @click.option("--debug", is_flag=True, help="Show a full traceback on failure.")
@@ -54,17 +90,104 @@ def cli(debug: bool) -> None:
     """Reshape synthetic image-quality datasets (SynDR-IQA) into training manifests."""
 
 
+SYNTHESIZE = "curate.distort.synthesize:synthesize"
+DEMO_CORPUS = "curate.demo.corpus:build_demo_corpus"
+EXPORT = "curate.export:export_manifest"
+DEMO = "curate.demo.pipeline:run_demo"
+
+
+class LibraryDefault(click.Option):
+    """An option whose default is a library function's keyword default (``function`` is
+    ``module:name``). The function's module is imported only to show ``--help``, not when the command
+    line starts; an option not given is left out of the call (:func:`given`), so the function's own
+    default applies."""
+
+    def __init__(self, *decls: Any, function: str, **kwargs: Any) -> None:
+        super().__init__(*decls, default=None, **kwargs)
+        self.function = function
+
+    def library_default(self) -> Any:
+        import importlib
+        import inspect
+
+        module, name = self.function.split(":")
+        target = getattr(importlib.import_module(module), name)
+        return inspect.signature(target).parameters[str(self.name)].default
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        self.default, self.show_default = self.library_default(), True
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.default, self.show_default = None, False
+
+
+def given(options: dict[str, Any]) -> dict[str, Any]:
+    """The options given on the command line (a :class:`LibraryDefault` not given is None)."""
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def drc_options(unset: str | None = None) -> Any:
+    """DRCDown's four threshold options (:class:`DRCParams`); ``unset`` as for :func:`param_option`.
+    The command takes them back with :func:`pop_drc`."""
+
+    def apply(command: Any) -> Any:
+        for name in reversed(list(specs(DRCParams))):
+            command = param_option(DRCParams, name, unset=unset)(command)
+        return command
+
+    return apply
+
+
+def pop_drc(options: dict[str, Any]) -> dict[str, Any]:
+    """Take DRCDown's threshold options out of a command's keyword options."""
+    return {name: options.pop(name) for name in specs(DRCParams)}
+
+
+# The help of an option whose default is the manifest's recorded value when there is one.
+MANIFEST_ELSE = "with --manifest, the one it was reshaped with; else"
+ONLINE_DRC_MANIFEST_ELSE = "for --online-drc: the one MANIFEST was reshaped with; else"
+
+
 def main() -> None:
     cli.main(prog_name="curate")
 
 
-def _device_option(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    """Accept auto, cpu, cuda or cuda:N; anything else is a usage error."""
-    import re
-
-    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
-        raise click.BadParameter(f"{value!r} is not one of auto, cpu, cuda, cuda:N")
-    return value
+def param_option(cls: Any, name: str, *, unset: str | None = None, **overrides: Any) -> Any:
+    """A click option for field ``name`` of parameter class ``cls``: its option name, help, choices,
+    range and default come from the field's declaration (:mod:`curate.params`), so the command line
+    states none of them again. ``unset``: the option defaults to None (not given) and its help says
+    what decides then, e.g. "the manifest's, else" (followed by the library default)."""
+    spec = specs(cls)[name]
+    option = option_name(cls, name)
+    value = default_of(cls, name)
+    kwargs: dict[str, Any] = {"help": spec.help, "show_default": value is not None}
+    if unset is not None:
+        kwargs.update(show_default=False, help=f"{spec.help}  [default: {unset} {value}]")
+        value = None
+    choices = spec.allowed()
+    decls = [option]
+    if choices is not None:
+        kwargs["type"] = click.Choice(list(choices))
+    elif spec.kind is bool and value:
+        decls = [f"{option}/--no-{option[2:]}"]
+    elif spec.kind is bool:
+        kwargs.update(is_flag=True, show_default=False)
+    elif spec.kind in (int, float):
+        bounds = {"min": spec.low, "max": spec.high, "min_open": spec.low_open, "max_open": spec.high_open}
+        if spec.low is None and spec.high is None:
+            kwargs["type"] = spec.kind
+        else:
+            kwargs["type"] = (click.IntRange if spec.kind is int else click.FloatRange)(**bounds)
+    elif spec.kind == "levels" or spec.kind == "types":
+        kwargs["metavar"] = "1,3,5" if spec.kind == "levels" else "PRESET|1,3,10"
+        value = None if value is None else ",".join(map(str, value))
+        kwargs["type"] = str
+    elif spec.kind == "device":
+        kwargs["metavar"] = "auto|cpu|cuda[:N]"
+    value = overrides.pop("default", value)
+    kwargs.update(overrides)
+    return click.option(*decls, name, default=value, **kwargs)
 
 
 # ---- ingest / validate -----------------------------------------------------------------------
@@ -126,6 +249,29 @@ def ingest_command(fmt: str, root: str, output: str, **options: Any) -> None:
         click.echo(f"scores: raw {norm['raw_min']:.6g} - {norm['raw_max']:.6g}, {direction} = better -> 0-10")
 
 
+@cli.command("ingest-refset")
+@click.argument("refset", type=click.Path(file_okay=False, path_type=str))
+@click.option("--corpus", required=True, type=click.Path(dir_okay=False),
+              help="Training corpus: its reference rows get train_ref.pkl's features (matched by file stem).")
+@click.option("--pool", required=True, type=click.Path(dir_okay=False),
+              help="Pool corpus: its reference rows get additional_ref.pkl's features (matched by file stem).")
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder for train/ and pool/ (embeddings) and candidate_order.txt.")
+def ingest_refset_command(refset: str, corpus: str, pool: str, out_dir: str) -> None:
+    """Read the SynDR-IQA release's REFSET folder (train_ref.pkl, additional_ref.pkl) without running pickled code.
+
+    Writes the release's ResNet-50 reference features as two embeddings folders keyed by the
+    corpora's sample_ids, and the candidates' order in additional_ref.pkl, which decides which of
+    two close candidates the release's DDCUp drops.
+    """
+    from curate.refset import ingest_refset
+
+    result = ingest_refset(refset, corpus, pool, out_dir)
+    click.echo(f"wrote {result.train_embeddings}: {result.train_references} training references ({result.dim}-d)")
+    click.echo(f"wrote {result.pool_embeddings}: {result.candidates} candidate references ({result.dim}-d)")
+    click.echo(f"wrote {result.candidate_order}: the candidates in the release's file order")
+
+
 @cli.command("validate")
 @click.argument("path", type=click.Path(exists=True, path_type=str))
 @click.option("--check-files", is_flag=True, help="Open every image of a corpus/manifest; exit 1 if any fails.")
@@ -149,6 +295,50 @@ def validate_command(path: str, check_files: bool, workers: int | None, rejects:
         raise CurateError(f"{path}: {len(report.failures)} of {report.checked_files} images failed to open")
 
 
+@cli.command("adopt")
+@click.argument("edited", type=click.Path(exists=True, dir_okay=False))
+@click.option("--like", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="The curate corpus or manifest the rows were taken from.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Table to write.")
+def adopt_command(edited: str, like: str, output: str) -> None:
+    """Make EDITED (rows of --like filtered and saved by pandas, HF datasets, ...) a curate table again.
+
+    Every row must be a row of --like with the same values (only split, and a manifest's weight,
+    may differ); the output carries --like's metadata (roots, provenance) and a note of the edit.
+    """
+    from curate.adopt import adopt
+
+    result = adopt(edited, like, output)
+    click.echo(f"wrote {result.path}: {result.fmt}, {result.rows} of the {result.source_rows} rows of {like}")
+    for name, count in result.changed.items():
+        if count:
+            click.echo(f"  {name} edited in {count} row(s)")
+    if result.dropped_columns:
+        click.echo(f"  dropped columns not in the {result.fmt} format: {', '.join(result.dropped_columns)}")
+
+
+@cli.command("exclude")
+@click.argument("table", type=click.Path(exists=True, dir_okay=False))
+@click.option("--rejects", "rejects", required=True, multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="A rejects table (embed's EMB_DIR/rejects.parquet, validate --rejects, ...); repeatable.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Table to write.")
+def exclude_command(table: str, rejects: tuple[str, ...], output: str) -> None:
+    """Write the corpus or manifest TABLE without the rows listed in rejects tables.
+
+    Use the new table (with the same embeddings folder) where TABLE was refused for samples that
+    'curate embed' rejected.
+    """
+    from curate.adopt import exclude
+
+    result = exclude(table, list(rejects), output)
+    click.echo(
+        f"wrote {result.path}: {result.rows} of the {result.source_rows} rows of {table} "
+        f"({result.source_rows - result.rows} left out)"
+    )
+    if result.not_in_table:
+        click.echo(f"  {result.not_in_table} listed reject(s) were not rows of {table}")
+
+
 # ---- synthesize / demo corpus ------------------------------------------------------------------
 
 
@@ -159,12 +349,12 @@ def validate_command(path: str, check_files: bool, workers: int | None, rejects:
 @click.option("--types", "types_spec", default=None, metavar="PRESET|1,3,10",
               help="A target preset (livec, koniq, bid, pipal1-6, kadid, all, ...) or KADID type numbers. Default: all 25.")
 @click.option("--levels", "levels_spec", default=None, metavar="1,3,5", help="Levels 1-5. Default: all five.")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Worker processes.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of every random distortion.")
+@click.option("--workers", cls=LibraryDefault, function=SYNTHESIZE, type=click.IntRange(min=1), help="Worker processes.")
+@click.option("--seed", cls=LibraryDefault, function=SYNTHESIZE, type=int, help="Seed of every random distortion.")
 @click.option("--max-rejects", default=None, type=click.IntRange(min=0),
               help="Fail when more references or outputs than this are rejected. Default: never.")
-@click.option("--max-pixels", default=None, type=click.IntRange(min=1),
-              help="Refuse references above this many pixels. Default: 16,000,000.")
+@click.option("--max-pixels", cls=LibraryDefault, function=SYNTHESIZE, type=click.IntRange(min=1),
+              help="Refuse references above this many pixels.")
 @click.option("--gallery", default=None, type=click.Path(dir_okay=False, path_type=str),
               help="Also draw the first reference under every type and level into this PNG.")
 def synthesize_command(
@@ -172,25 +362,17 @@ def synthesize_command(
     out_dir: str,
     types_spec: str | None,
     levels_spec: str | None,
-    workers: int,
-    seed: int,
     max_rejects: int | None,
-    max_pixels: int | None,
     gallery: str | None,
+    **options: Any,
 ) -> None:
     """Render KADID distortions of REFS (a corpus parquet or a folder of images) into OUTPUT."""
-    from curate.distort import MAX_PIXELS
+    from curate.distort.presets import parse_levels, parse_types
     from curate.distort.synthesize import synthesize
-    from curate.reshape.presets import parse_levels, parse_types
 
-    try:
-        types = parse_types(types_spec)
-        levels = parse_levels(levels_spec)
-    except CurateError as exc:
-        raise click.BadParameter(str(exc)) from None
+    types, levels = parse_types(types_spec), parse_levels(levels_spec)
     summary = synthesize(
-        refs, out_dir, types=types, levels=levels, workers=workers, seed=seed, max_rejects=max_rejects,
-        max_pixels=max_pixels or MAX_PIXELS, gallery=gallery,
+        refs, out_dir, types=types, levels=levels, max_rejects=max_rejects, gallery=gallery, **given(options)
     )
     click.echo(
         f"{summary.references} references, {summary.distorted} distorted images "
@@ -206,13 +388,14 @@ def synthesize_command(
 @cli.command("demo-corpus")
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False, path_type=str),
               help="Folder for train/, pool/, test/ and demo_corpus.json.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the crops and distortions.")
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1), help="Worker processes.")
-def demo_corpus_command(out_dir: str, seed: int, workers: int) -> None:
+@click.option("--seed", cls=LibraryDefault, function=DEMO_CORPUS, type=int, help="Seed of the crops and distortions.")
+@click.option("--workers", cls=LibraryDefault, function=DEMO_CORPUS, type=click.IntRange(min=1),
+              help="Worker processes.")
+def demo_corpus_command(out_dir: str, **options: Any) -> None:
     """Build the small offline demo corpus (KADID layout) from photos shipped in installed packages."""
     from curate.demo.corpus import build_demo_corpus
 
-    demo = build_demo_corpus(out_dir, seed=seed, workers=workers)
+    demo = build_demo_corpus(out_dir, **given(options))
     click.echo(f"train: {demo.train_dir} ({demo.train_references} references, {demo.train_distorted} distorted)")
     click.echo(f"pool:  {demo.pool_dir} ({demo.pool_candidates} candidate references)")
     click.echo(f"test:  {demo.test_dir} ({demo.test_references} references, {demo.test_distorted} distorted)")
@@ -225,45 +408,26 @@ def demo_corpus_command(out_dir: str, seed: int, workers: int) -> None:
 @click.argument("corpus", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Embeddings folder (Parquet shards); rerun the same command to resume.")
-@click.option("--encoder", default="clip", show_default=True,
-              type=click.Choice(["clip", "resnet50", "imagestats"]),
-              help="clip (open_clip), resnet50 (torchvision ImageNet) or imagestats (weight-free).")
-@click.option("--model", default=None, help="open_clip model name (clip only)  [default: ViT-B-32]")
-@click.option("--pretrained", default=None,
-              help="Weights: a pretrained tag, a weights FILE, local-dir:DIR, or 'random' (benchmarks only) "
-                   "[default: laion2b_s34b_b79k for clip, IMAGENET1K_V1 for resnet50].")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="[default: 256 on GPU, 32 on CPU]")
-@click.option("--workers", type=click.IntRange(min=0), default=None,
-              help="Decoding processes (local engine)  [default: cores-1 beside a GPU, 1 beside a CPU model]")
-@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
-@click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
-              help="auto: bf16 (or fp16) autocast on a GPU, fp32 on the CPU.")
-@click.option("--engine", default="local", show_default=True, type=click.Choice(["local", "ray"]))
-@click.option("--actors", type=click.IntRange(min=1), default=None,
-              help="Model actors for --engine ray  [default: one per GPU, or 1 on CPU]")
-@click.option("--shard-size", type=click.IntRange(min=1), default=10_000, show_default=True,
-              help="Samples per output shard (sorted by sample_id).")
-@click.option("--max-rejects", type=click.IntRange(min=0), default=1000, show_default=True,
-              help="Fail once more images than this cannot be read.")
+@param_option(EmbedConfig, "encoder")
+@param_option(EmbedConfig, "model")
+@param_option(EmbedConfig, "pretrained")
+@param_option(EmbedConfig, "batch_size")
+@param_option(EmbedConfig, "workers")
+@param_option(EmbedConfig, "device")
+@param_option(EmbedConfig, "precision")
+@param_option(EmbedConfig, "engine")
+@param_option(EmbedConfig, "actors")
+@param_option(EmbedConfig, "shard_size")
+@param_option(EmbedConfig, "max_rejects")
 @click.option("--quiet", is_flag=True, help="No progress output.")
-def embed_command(
-    corpus: str, out_dir: str, encoder: str, model: str | None, pretrained: str | None,
-    batch_size: int | None, workers: int | None, device: str, precision: str, engine: str,
-    actors: int | None, shard_size: int, max_rejects: int, quiet: bool,
-) -> None:
+def embed_command(corpus: str, out_dir: str, quiet: bool, **settings: Any) -> None:
     """Embed every image of CORPUS into Parquet shards in OUTPUT."""
-    import warnings
-
     from curate.embed import embed_corpus
 
     with warnings.catch_warnings():
         warnings.simplefilter("always", UserWarning)
         warnings.showwarning = lambda message, *args, **kwargs: click.echo(f"warning: {message}", err=True)
-        result = embed_corpus(
-            corpus, out_dir, encoder=encoder, model=model, pretrained=pretrained, batch_size=batch_size,
-            workers=workers, device=device, precision=precision, engine=engine, actors=actors,
-            shard_size=shard_size, max_rejects=max_rejects, quiet=quiet,
-        )
+        result = embed_corpus(corpus, out_dir, quiet=quiet, **settings)
     click.echo(result.summary())
 
 
@@ -275,67 +439,32 @@ def embed_command(
 @click.option("--embeddings", required=True, type=click.Path(file_okay=False), help="Its embeddings folder.")
 @click.option("--pool", type=click.Path(dir_okay=False), help="Candidate pool corpus (from 'curate synthesize').")
 @click.option("--pool-embeddings", type=click.Path(file_okay=False), help="Embeddings of the pool references.")
-@click.option("--types", default=None, help="Distortion types: a preset (livec, koniq, bid, ...) or a list like 1,3,10.")
-@click.option("--levels", default="1,3,5", show_default=True, help="Levels of the DDCUp samples.")
-@click.option(
-    "--weighting",
-    type=click.Choice(["official", "similarity", "uniform"]),
-    default="official",
-    show_default=True,
-    help="Pseudo-label weights: softmax(+d) as released, softmax(-d), or uniform.",
-)
-@click.option("--target-size", type=click.IntRange(min=1), default=None, help="Exact number of manifest rows.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--similarity-threshold", type=click.FloatRange(-1.0, 1.0), default=0.9, show_default=True)
-@click.option("--score-gap", type=click.FloatRange(min=0.0, min_open=True), default=1.0, show_default=True)
-@click.option("--group-cap", type=click.IntRange(min=1), default=20, show_default=True)
-@click.option("--device", default="auto", show_default=True, callback=_device_option,
-              help="auto, cpu or cuda[:N] for the neighbour search.")
+@param_option(ReshapeParams, "types")
+@param_option(ReshapeParams, "levels")
+@param_option(ReshapeParams, "weighting")
+@param_option(ReshapeParams, "target_size")
+@param_option(ReshapeParams, "seed")
+@param_option(ReshapeParams, "drc")
+@param_option(ReshapeParams, "candidates")
+@param_option(ReshapeParams, "candidate_order", metavar="FILE")
+@drc_options()
+@param_option(ReshapeParams, "device")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="manifest.parquet to write.")
 def reshape_command(
     corpus: str,
     embeddings: str,
     pool: str | None,
     pool_embeddings: str | None,
-    types: str | None,
-    levels: str,
-    weighting: str,
-    target_size: int | None,
-    seed: int,
-    similarity_threshold: float,
-    score_gap: float,
-    group_cap: int,
-    device: str,
     output: str,
+    **settings: Any,
 ) -> None:
     """Reshape a corpus (DRCDown, DDCUp with --pool) into a training manifest + decisions table."""
     from curate.reshape.pipeline import format_summary, reshape
-    from curate.reshape.presets import parse_levels, parse_types
 
     if (pool is None) != (pool_embeddings is None):
         raise click.UsageError("--pool and --pool-embeddings go together")
-    try:
-        if types:
-            parse_types(types)
-        parse_levels(levels)
-    except CurateError as exc:
-        raise click.BadParameter(str(exc)) from None
-    result = reshape(
-        corpus,
-        embeddings,
-        output,
-        pool=pool,
-        pool_embeddings=pool_embeddings,
-        types=types,
-        levels=levels,
-        weighting=weighting,
-        target_size=target_size,
-        seed=seed,
-        similarity_threshold=similarity_threshold,
-        score_gap=score_gap,
-        group_cap=group_cap,
-        device=device,
-    )
+    params = ReshapeParams(redundancy=DRCParams(**pop_drc(settings)), **settings)
+    result = reshape(corpus, embeddings, output, pool=pool, pool_embeddings=pool_embeddings, params=params)
     for line in format_summary(result.summary):
         click.echo(line)
     click.echo(f"wrote {result.manifest_path} and {result.decisions_path}")
@@ -354,26 +483,15 @@ def reshape_command(
     help="Pool embeddings (for --pool, and for a manifest's upsampled rows).",
 )
 @click.option("--manifest", type=click.Path(exists=True, dir_okay=False), help="A reshaped manifest: before/after.")
-@click.option("--types", default=None, help="Distortion types of the corpus to analyse: a preset or a list (1,3,10).")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed for sampling, PCA and figures.")
-@click.option(
-    "--sample-cap",
-    default=20_000,
-    show_default=True,
-    type=click.IntRange(min=2),
-    help="At most this many samples per set for PCA, HDBSCAN and the maps (seeded sample).",
-)
-@click.option("--pca-dims", default=32, show_default=True, type=click.IntRange(min=2), help="PCA dims for HDBSCAN.")
-@click.option("--min-cluster-size", default=10, show_default=True, type=click.IntRange(min=2), help="HDBSCAN.")
-@click.option(
-    "--cluster-selection",
-    default="leaf",
-    show_default=True,
-    type=click.Choice(["leaf", "eom"]),
-    help="HDBSCAN cluster selection (leaf: finest clusters, comparable before/after).",
-)
-@click.option("--device", default="auto", show_default=True, callback=_device_option,
-              help="auto, cpu or cuda[:N] (neighbour search).")
+@param_option(AnalyzeParams, "types")
+@param_option(AnalyzeParams, "seed")
+@param_option(AnalyzeParams, "sample_cap")
+@param_option(AnalyzeParams, "pca_dims")
+@param_option(AnalyzeParams, "min_cluster_size")
+@param_option(AnalyzeParams, "min_samples")
+@param_option(AnalyzeParams, "cluster_selection")
+@drc_options(unset=MANIFEST_ELSE)
+@param_option(AnalyzeParams, "device")
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Report folder.")
 def analyze_command(
     corpus: str,
@@ -381,39 +499,17 @@ def analyze_command(
     pool: str | None,
     pool_embeddings: str | None,
     manifest: str | None,
-    types: str | None,
-    seed: int,
-    sample_cap: int,
-    pca_dims: int,
-    min_cluster_size: int,
-    cluster_selection: str,
-    device: str,
     output: str,
+    **settings: Any,
 ) -> None:
     """Content distribution and density structure of a corpus (before/after a reshape) as a report."""
     from curate.analyze import analyze
-    from curate.reshape.presets import parse_types
 
     if pool is not None and pool_embeddings is None:
         raise click.UsageError("--pool needs --pool-embeddings")
-    try:
-        selected = None if types is None else parse_types(types)
-    except CurateError as exc:
-        raise click.BadParameter(str(exc), param_hint="--types") from None
+    params = AnalyzeParams(redundancy=pop_drc(settings), **settings)
     report = analyze(
-        corpus,
-        embeddings,
-        output,
-        pool=pool,
-        pool_embeddings=pool_embeddings,
-        manifest=manifest,
-        types=selected,
-        seed=seed,
-        sample_cap=sample_cap,
-        pca_dims=pca_dims,
-        min_cluster_size=min_cluster_size,
-        cluster_selection=cluster_selection,
-        device=device,
+        corpus, embeddings, output, pool=pool, pool_embeddings=pool_embeddings, manifest=manifest, params=params
     )
     for line in report.lines():
         click.echo(line)
@@ -444,7 +540,7 @@ def _root_option(values: tuple[str, ...]) -> Any:
     return _name_value_pairs(values, "--root")
 
 
-_ROOT_HELP = "Image root override: DIR for every source, or SOURCE=DIR (repeatable)."
+_ROOT_HELP = "Image root override: DIR for every source, or SOURCE=DIR (repeatable; SOURCE must be in the tables)."
 
 
 @cli.command("export")
@@ -452,15 +548,15 @@ _ROOT_HELP = "Image root override: DIR for every source, or SOURCE=DIR (repeatab
 @click.option("--format", "fmt", type=click.Choice(["pyiqa", "csv"]), default="pyiqa", show_default=True)
 @click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False),
               help="CSV to write (pyiqa also writes the options YAML beside it, suffix .yml).")
-@click.option("--val-fraction", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0, show_default=True,
+@click.option("--val-fraction", cls=LibraryDefault, function=EXPORT, type=click.FloatRange(0.0, 1.0, max_open=True),
               help="Add a split_by_ref column (train/val), split by reference content.")
-@click.option("--seed", type=int, default=123, show_default=True, help="Seed of the validation split.")
+@click.option("--seed", cls=LibraryDefault, function=EXPORT, type=int, help="Seed of the validation split.")
 @click.option("--root", "roots", multiple=True, help=_ROOT_HELP)
-def export_cmd(manifest: str, fmt: str, out: str, val_fraction: float, seed: int, roots: tuple[str, ...]) -> None:
+def export_cmd(manifest: str, fmt: str, out: str, roots: tuple[str, ...], **options: Any) -> None:
     """Export MANIFEST for other trainers: pyiqa meta-info CSV + options YAML, or a plain CSV."""
     from curate.export import export_manifest
 
-    written = export_manifest(manifest, out, fmt, root=_root_option(roots), val_fraction=val_fraction, seed=seed)
+    written = export_manifest(manifest, out, fmt, root=_root_option(roots), **given(options))
     for kind, path in written.items():
         click.echo(f"wrote {kind}: {path}")
 
@@ -470,36 +566,33 @@ def export_cmd(manifest: str, fmt: str, out: str, val_fraction: float, seed: int
 @click.option("-o", "--output", "out", required=True, type=click.Path(file_okay=False), help="Run folder.")
 @click.option("--eval", "evals", multiple=True, metavar="NAME=CORPUS",
               help="Evaluation set: a scored corpus (or manifest) Parquet file (repeatable).")
-@click.option("--epochs", type=click.IntRange(1), default=24, show_default=True)
-@click.option("--batch-size", type=click.IntRange(2), default=32, show_default=True)
-@click.option("--lr", type=click.FloatRange(0.0, min_open=True), default=None,
-              help="Backbone learning rate (head 10x) [default: 2e-5; 1e-3 with --head-only].")
-@click.option("--weights", default="imagenet", show_default=True,
-              help="Backbone weights: imagenet (torchvision's cache), none, or a FILE.")
-@click.option("--arch", type=click.Choice(["resnet50", "resnet34", "resnet18"]), default="resnet50", show_default=True)
-@click.option("--crop", type=click.IntRange(8), default=224, show_default=True, help="Crop size (pixels).")
-@click.option("--test-crops", type=click.IntRange(1), default=5, show_default=True)
-@click.option("--online-drc", is_flag=True, help="DRCDown every epoch on the model's own features.")
-@click.option("--val-fraction", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0, show_default=True,
-              help="Validation split of the training manifest, by reference content.")
-@click.option("--report-test-best", is_flag=True, help="Also report the test-selected epoch (optimistic).")
-@click.option("--head-only", is_flag=True, help="Train a small regressor on precomputed embeddings.")
+@param_option(TrainConfig, "epochs")
+@param_option(TrainConfig, "batch_size")
+@param_option(TrainConfig, "lr")
+@param_option(TrainConfig, "weights")
+@param_option(TrainConfig, "arch")
+@param_option(TrainConfig, "crop")
+@param_option(TrainConfig, "test_crops")
+@param_option(TrainConfig, "online_drc")
+@drc_options(unset=ONLINE_DRC_MANIFEST_ELSE)
+@param_option(TrainConfig, "val_fraction")
+@click.option("--val", "val_set", type=click.Path(dir_okay=False), default=None, metavar="CORPUS",
+              help="Validation set for model selection: a scored corpus or manifest (instead of --val-fraction).")
+@param_option(TrainConfig, "report_test_best")
+@param_option(TrainConfig, "head_only")
 @click.option("--embeddings", type=click.Path(file_okay=False), multiple=True,
               help="Embeddings of MANIFEST; repeat for a manifest spanning several corpora (e.g. train + pool).")
 @click.option("--eval-embeddings", multiple=True, metavar="NAME=DIR", help="Embeddings of an --eval set.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--workers", type=click.IntRange(0), default=None,
-              help="Image loader processes [default: min(8, CPU cores - 1)].")
-@click.option("--seed", type=int, default=123, show_default=True)
+@param_option(TrainConfig, "device")
+@param_option(TrainConfig, "workers")
+@param_option(TrainConfig, "seed")
 @click.option("--root", "roots", multiple=True, help=_ROOT_HELP)
 def train_cmd(
-    manifest: str, out: str, evals: tuple[str, ...], epochs: int, batch_size: int, lr: float | None, weights: str,
-    arch: str, crop: int, test_crops: int, online_drc: bool, val_fraction: float, report_test_best: bool,
-    head_only: bool, embeddings: tuple[str, ...], eval_embeddings: tuple[str, ...], device: str, workers: int | None,
-    seed: int, roots: tuple[str, ...],
+    manifest: str, out: str, evals: tuple[str, ...], head_only: bool, embeddings: tuple[str, ...],
+    eval_embeddings: tuple[str, ...], roots: tuple[str, ...], val_set: str | None, **settings: Any,
 ) -> None:
     """Train the reference model on MANIFEST (the paper's protocol by default) into RUN_DIR (-o)."""
-    from curate.train import train
+    from curate.train import summary_table, train
 
     if head_only and not embeddings:
         raise click.UsageError("--head-only needs --embeddings EMB_DIR")
@@ -512,15 +605,89 @@ def train_cmd(
         raise click.BadParameter(f"no --eval set named {unknown[0]!r}", param_hint="--eval-embeddings")
     summary = train(
         manifest, out, eval_sets=eval_sets, head_only=head_only, embeddings=list(embeddings) or None,
-        eval_embeddings=eval_emb,
-        root=_root_option(roots), epochs=epochs, batch_size=batch_size, lr=lr, weights=weights, arch=arch,
-        crop=crop, test_crops=test_crops, online_drc=online_drc, val_fraction=val_fraction,
-        report_test_best=report_test_best, device=device, workers=workers, seed=seed,
+        eval_embeddings=eval_emb, val_set=val_set, root=_root_option(roots), redundancy=pop_drc(settings),
+        **settings,
     )
-    from curate.train import summary_table
-
     click.echo(summary_table(summary))
     click.echo(f"run folder: {out}")
+
+
+# ---- compare -----------------------------------------------------------------------------------
+
+_COMPARE_EPILOG = """
+Reproducing the paper's protocol (KADID-10k -> LIVEC, KonIQ-10k, BID) on a GPU machine: one compare
+per target, each with its preset's types; the bundled trainer (ResNet-50, 24 epochs, batch 32, the
+paper's learning rates), DRCDown online each epoch, the seven references the release leaves out of
+training as the validation set, and the paper's rule against every ablation row:
+
+\b
+  curate compare --corpus kadid.parquet --embeddings emb/kadid \\
+      --pool pool/corpus.parquet --pool-embeddings emb/pool \\
+      --types livec --eval livec=livec.parquet --eval-embeddings livec=emb/livec \\
+      --trainer full --online-drc --val-refs I06,I07,I18,I19,I53,I58,I70 \\
+      --seeds 3 --device cuda -o compare-livec
+  (then --types koniq with --eval koniq=..., and --types bid with --eval bid=...)
+
+Add --report-test-best to also tabulate the test-selected epoch the paper reports (optimistic).
+"""
+
+
+@cli.command("compare", epilog=_COMPARE_EPILOG)
+@click.option("--corpus", required=True, type=click.Path(exists=True, dir_okay=False), help="Training corpus.parquet.")
+@click.option("--embeddings", required=True, type=click.Path(exists=True, file_okay=False), help="Its embeddings.")
+@click.option("--pool", type=click.Path(exists=True, dir_okay=False), help="Candidate pool corpus (from 'curate synthesize').")
+@click.option("--pool-embeddings", type=click.Path(exists=True, file_okay=False), help="The pool's embeddings.")
+@param_option(CompareParams, "types")
+@click.option("--eval", "evals", multiple=True, required=True, metavar="NAME=CORPUS",
+              help="Target (test) set: a scored corpus Parquet file (repeatable).")
+@click.option("--eval-embeddings", multiple=True, metavar="NAME=DIR",
+              help="Embeddings of a target set (head-only training and the leak check need them).")
+@param_option(CompareParams, "variants", metavar="LIST")
+@param_option(CompareParams, "seeds")
+@param_option(CompareParams, "trainer")
+@param_option(CompareParams, "online_drc")
+@param_option(CompareParams, "val_fraction")
+@param_option(CompareParams, "val_refs", default=None, show_default=False, metavar="LIST|FILE")
+@param_option(CompareParams, "leak_check")
+@param_option(CompareParams, "leak_threshold")
+@param_option(CompareParams, "exclude_leaks")
+@param_option(TrainConfig, "epochs", unset="the trainer's,")
+@param_option(TrainConfig, "batch_size", unset="the trainer's,")
+@param_option(TrainConfig, "lr")
+@param_option(TrainConfig, "weights", unset="--trainer full:")
+@param_option(TrainConfig, "arch", unset="--trainer full:")
+@param_option(CompareParams, "report_test_best")
+@param_option(CompareParams, "resamples")
+@param_option(CompareParams, "device")
+@param_option(TrainConfig, "workers")
+@click.option("--root", "roots", multiple=True, help=_ROOT_HELP)
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Comparison folder.")
+def compare_command(
+    corpus: str, embeddings: str, pool: str | None, pool_embeddings: str | None, evals: tuple[str, ...],
+    eval_embeddings: tuple[str, ...], roots: tuple[str, ...], output: str, **options: Any,
+) -> None:
+    """Run the method's ablation on your data (variants x seeds) and say, with intervals, whether it helps."""
+    from pathlib import Path
+
+    from curate.compare import compare
+
+    if (pool is None) != (pool_embeddings is None):
+        raise click.UsageError("--pool and --pool-embeddings go together")
+    train_settings = {
+        key: options.pop(key) for key in ("epochs", "batch_size", "lr", "weights", "arch", "workers")
+    }
+    params = CompareParams(
+        **{k: v for k, v in options.items() if v is not None},
+        train={k: v for k, v in train_settings.items() if v is not None},
+    )
+    result = compare(
+        corpus, embeddings, output, eval_sets=_name_value_pairs(evals, "--eval"), params=params, pool=pool,
+        pool_embeddings=pool_embeddings, eval_embeddings=_name_value_pairs(eval_embeddings, "--eval-embeddings"),
+        root=_root_option(roots),
+    )
+    for line in result.lines():
+        click.echo(line)
+    click.echo(f"report: {Path(output) / 'index.html'}")
 
 
 # ---- demo --------------------------------------------------------------------------------------
@@ -529,23 +696,22 @@ def train_cmd(
 @cli.command("demo")
 @click.option("-o", "--output", "out_dir", default="demo-out", show_default=True,
               type=click.Path(file_okay=False, path_type=str), help="Folder for everything the demo makes.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the corpus, distortions and reshape.")
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1), help="Worker processes.")
-@click.option("--encoder", default="auto", show_default=True, type=click.Choice(["auto", "clip", "resnet50", "imagestats"]),
-              help="auto: CLIP when its weights are available here, else imagestats with a warning.")
-@click.option("--types", "preset", default="livec", show_default=True, metavar="PRESET",
+@click.option("--seed", cls=LibraryDefault, function=DEMO, type=int, help="Seed of the corpus, distortions and reshape.")
+@click.option("--workers", cls=LibraryDefault, function=DEMO, type=click.IntRange(min=1), help="Worker processes.")
+@click.option("--encoder", cls=LibraryDefault, function=DEMO, type=click.Choice(["auto", *encoder_names()]),
+              help="auto: CLIP when its weights are available here, else the packaged ImageNet "
+                   "EfficientNet-Lite0 (timm, offline); imagestats: weight-free statistics.")
+@click.option("--types", "preset", cls=LibraryDefault, function=DEMO, metavar="PRESET",
               help="Target preset whose distortion types are trained on and synthesized.")
 @click.option("--quick", is_flag=True, help="Render the demo corpus with the preset's types only (faster).")
-def demo_command(out_dir: str, seed: int, workers: int, encoder: str, preset: str, quick: bool) -> None:
+def demo_command(out_dir: str, quick: bool, **options: Any) -> None:
     """Run the whole pipeline on the bundled demo corpus and compare the manifests by training."""
     from curate.demo.pipeline import comparison_table, run_demo
-    from curate.reshape.presets import parse_types
+    from curate.distort.presets import parse_types
 
-    try:
-        parse_types(preset)
-    except CurateError as exc:
-        raise click.BadParameter(str(exc), param_hint="--types") from None
-    result = run_demo(out_dir, seed=seed, workers=workers, encoder=encoder, preset=preset, all_types=not quick)
+    if options["preset"] is not None:
+        parse_types(options["preset"])
+    result = run_demo(out_dir, all_types=not quick, **given(options))
     click.echo(f"\nhead-only regressor on {result.encoder} embeddings, tested on the held-out demo set:")
     click.echo(comparison_table(result))
     click.echo(f"\nreport:    {result.report}")

@@ -5,7 +5,8 @@ manifest metadata (``roots``: {source: absolute root}); a corpus records one ``r
 resolve these to absolute paths, or against a ``root=`` override when the images have moved:
 
 * a string or path: one root for every source;
-* a mapping {source: root}: overrides for those sources, the recorded root for the rest.
+* a mapping {source: root}: overrides for those sources, the recorded root for the rest; a
+  source the table does not have is refused (:class:`~curate.errors.UsageError`), never ignored.
 
 ``manifests/USING.md`` shows each way to load a manifest in a few lines.
 """
@@ -13,14 +14,14 @@ resolve these to absolute paths, or against a ``root=`` override when the images
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from curate.errors import CurateError, ImageError, TableError
+from curate.errors import CurateError, ImageError, TableError, UsageError
 from curate.images import load_rgb
 from curate.schema import corpus_root, read_frame
 
@@ -60,15 +61,35 @@ def resolve_roots(
     return out
 
 
+def check_root_sources(root: RootOverride, sources: Iterable[str], where: str) -> None:
+    """Refuse a {source: root} override naming a source that is not among ``sources`` of ``where``.
+
+    A mistyped source would otherwise be ignored and the images read from the recorded root.
+    Raises :class:`~curate.errors.UsageError` naming the sources there are.
+    """
+    if not isinstance(root, Mapping):
+        return
+    known = sorted(set(sources))
+    unknown = sorted(set(map(str, root)) - set(known))
+    if unknown:
+        raise UsageError(
+            f"--root {unknown[0]}=DIR: {where} has no source {unknown[0]!r} (its sources: {', '.join(known)})"
+        )
+
+
 def read_samples(
-    path: str | os.PathLike[str], root: RootOverride = None
+    path: str | os.PathLike[str], root: RootOverride = None, *, check_root: bool = True
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Read a manifest or a corpus table with an added ``image_path`` column (absolute paths).
 
-    Returns (frame, metadata); rows in file order (sorted by ``sample_id``).
+    Returns (frame, metadata); rows in file order (sorted by ``sample_id``). ``check_root``: refuse
+    a {source: root} override for a source the table does not have (see :func:`check_root_sources`;
+    off when the same override also serves other tables, whose caller checks them together).
     """
     frame, meta = read_frame(path, ("manifest", "corpus"))
     sources = sorted(frame["source"].astype(str).unique().tolist())
+    if check_root:
+        check_root_sources(root, sources, str(path))
     roots = resolve_roots(recorded_roots(meta, meta["format"], str(path)), sources, root, str(path))
     frame[IMAGE_PATH] = [str(roots[s] / p) for s, p in zip(frame["source"].astype(str), frame["path"].astype(str), strict=True)]
     return frame, meta
@@ -82,13 +103,26 @@ def read_manifest(path: str | os.PathLike[str], root: RootOverride = None) -> pd
     return frame
 
 
+class ManifestItem(NamedTuple):
+    """One item of a :class:`ManifestDataset`; a DataLoader batches each field."""
+
+    image: Any  # HxWx3 uint8 RGB array, or what ``transform`` made of it
+    score: float  # 0-10, higher = better
+    sample_id: str
+    weight: float  # the manifest's ``weight`` column (1.0 for a corpus, which has none)
+
+
 class ManifestDataset:
     """A PyTorch map-style Dataset over a manifest (or a corpus with scores).
 
-    ``dataset[i]`` is ``(image, score, sample_id)``: ``image`` is the HxWx3 uint8 RGB array from
-    :func:`curate.images.load_rgb` passed through ``transform`` when given (e.g. a torchvision
-    transform that accepts arrays, or ``lambda a: torch.from_numpy(a).permute(2, 0, 1)``),
-    ``score`` a float on 0-10 (higher = better) and ``sample_id`` a string.
+    ``dataset[i]`` is a :class:`ManifestItem` ``(image, score, sample_id, weight)``: ``image`` is
+    the HxWx3 uint8 RGB array from :func:`curate.images.load_rgb` (writable, so
+    ``torch.from_numpy`` takes it without a warning) passed through ``transform`` when given (e.g.
+    a torchvision ``v2`` transform, which accepts arrays), ``score`` a float on 0-10 (higher =
+    better), ``sample_id`` a string and ``weight`` the row's sample weight (float; 1.0 for a
+    corpus). The dataset pickles, so DataLoader workers may be started with any method
+    (``multiprocessing_context="spawn"``) as long as ``transform`` pickles too (a module-level
+    function or a torchvision transform, not a lambda).
 
     ``manifest`` is a path to a manifest/corpus Parquet file or a frame from :func:`read_manifest`.
     A missing or unreadable image raises :class:`~curate.errors.ImageError` naming the sample and path.
@@ -99,13 +133,15 @@ class ManifestDataset:
         manifest: str | os.PathLike[str] | pd.DataFrame,
         root: RootOverride = None,
         transform: Callable[[np.ndarray], Any] | None = None,
+        *,
+        check_root: bool = True,
     ) -> None:
         if isinstance(manifest, pd.DataFrame):
             if IMAGE_PATH not in manifest.columns:
                 raise CurateError(f"ManifestDataset: a DataFrame needs an {IMAGE_PATH!r} column (use read_manifest)")
             frame, where = manifest, "DataFrame"
         else:
-            frame, _ = read_samples(manifest, root)
+            frame, _ = read_samples(manifest, root, check_root=check_root)
             where = str(manifest)
         if frame["score"].isna().any():
             row = int(np.flatnonzero(frame["score"].isna().to_numpy())[0])
@@ -114,6 +150,10 @@ class ManifestDataset:
         self.sample_ids: list[str] = self.frame["sample_id"].astype(str).tolist()
         self.paths: list[str] = self.frame[IMAGE_PATH].astype(str).tolist()
         self.scores = self.frame["score"].to_numpy(dtype=np.float32)
+        if "weight" in self.frame.columns:
+            self.weights = self.frame["weight"].to_numpy(dtype=np.float32)
+        else:
+            self.weights = np.ones(len(self.frame), dtype=np.float32)
         self.transform = transform
 
     def __len__(self) -> int:
@@ -127,8 +167,8 @@ class ManifestDataset:
         except ImageError as exc:
             raise ImageError(f"sample {sample_id!r}: image {path}: {exc}") from None
 
-    def __getitem__(self, index: int) -> tuple[Any, float, str]:
+    def __getitem__(self, index: int) -> ManifestItem:
         image = self.load(index)
         if self.transform is not None:
             image = self.transform(image)
-        return image, float(self.scores[index]), self.sample_ids[index]
+        return ManifestItem(image, float(self.scores[index]), self.sample_ids[index], float(self.weights[index]))

@@ -1,17 +1,24 @@
-"""File-system helpers shared by every step: atomic writes, input fingerprints, the command line.
+"""File-system helpers shared by every step: atomic writes, folder locks, fingerprints, the command line.
 
 Every output goes through :func:`atomic_path`, so a killed run leaves at most a hidden temporary
-file, never a file under the final name that looks complete.
+file, never a file under the final name that looks complete. A step that writes many files into
+one folder (``embed``, ``synthesize``) holds :func:`folder_lock` on it, so a second run into the
+same folder is refused, and removes the temporaries a killed run left there
+(:func:`remove_stale_temporaries`) once it holds the lock.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
+import shutil
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+
+from curate.errors import CurateError, OutputError
 
 # Files up to this size are fingerprinted by content; larger ones by size and mtime.
 SHA256_LIMIT_BYTES = 64 * 1024 * 1024
@@ -32,9 +39,75 @@ def command_line() -> list[str]:
     return ["curate", *sys.argv[1:]]
 
 
+# The lock file every writing step takes in its output folder (one name, so two different steps
+# into one folder also exclude each other).
+LOCK_NAME = ".curate.lock"
+_TEMPORARY_GLOB = ".*.tmp-*"
+
+
 def temporary_name(path: Path) -> Path:
     """Hidden sibling name used while ``path`` is being written."""
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike[str], verb: str) -> Iterator[Path]:
+    """Hold the folder's lock file (``.curate.lock``) while ``curate VERB`` writes into ``folder``.
+
+    A second run into the same folder, of any verb, is refused at once with a
+    :class:`~curate.errors.CurateError` naming the lock file and the run holding it. The lock is a
+    POSIX advisory lock (``flock``): the system releases it when its process ends, however it
+    ends, so a killed run never leaves the folder locked. Where ``fcntl`` does not exist there is
+    no lock (atomic writes still protect each file). Yields the lock file's path.
+    """
+    out = Path(folder)
+    lock = out / LOCK_NAME
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        handle = open(lock, "a+")  # closed below
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot write into this folder ({_reason(exc)})") from None
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        with handle:
+            yield lock
+        return
+    with handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "curate"
+            raise CurateError(
+                f"{out}: another run ({holder}) is writing to this folder and holds its lock {lock}; "
+                "wait for it to finish or write to another folder"
+            ) from None
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"curate {verb}, pid {os.getpid()}\n")
+            handle.flush()
+            yield lock
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def remove_stale_temporaries(folder: str | os.PathLike[str]) -> int:
+    """Remove the hidden temporaries (``.NAME.tmp-PID``) a killed run left in ``folder``.
+
+    Call it only while holding :func:`folder_lock` on ``folder``: then no other run is writing
+    there, and every temporary is a leftover. Returns how many were removed.
+    """
+    removed = 0
+    for stale in Path(folder).glob(_TEMPORARY_GLOB):
+        with contextlib.suppress(OSError):
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale)
+            else:
+                stale.unlink()
+            removed += 1
+    return removed
 
 
 @contextlib.contextmanager
@@ -45,7 +118,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     name is left untouched.
     """
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{final}: cannot create its folder ({_reason(exc)})") from None
     tmp = temporary_name(final)
     try:
         yield tmp
@@ -53,14 +129,58 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             with open(tmp, "rb") as handle:
                 os.fsync(handle.fileno())
         os.replace(tmp, final)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             if tmp.is_dir():
-                import shutil
-
                 shutil.rmtree(tmp)
             else:
                 tmp.unlink()
+        if isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS:
+            # Name the output the user asked for, not the temporary name it was being written under.
+            raise OutputError(f"{final}: cannot write it ({_reason(exc)})") from None
+        raise
+
+
+# Failures of the place being written to (not of the data being written).
+_WRITE_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT})
+
+
+def _reason(exc: OSError) -> str:
+    return os.strerror(exc.errno) if exc.errno else str(exc)
+@contextlib.contextmanager
+def atomic_folder(final: str | os.PathLike[str], *, check: Callable[[Path], None] | None = None) -> Iterator[Path]:
+    """Yield a fresh hidden folder beside ``final``; when the block succeeds, swap it into place.
+
+    An existing ``final`` (which ``check``, if given, must accept: it raises to refuse) is moved
+    aside and removed only once the new folder has taken its name, so a killed run leaves either
+    the old folder or the new one, never a half-written one under the final name. On any exception
+    the temporary folder is removed.
+    """
+    import shutil
+
+    final = Path(final)
+    tmp = temporary_name(final)
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        if final.exists():
+            if check is not None:
+                check(final)
+            old = final.with_name(f".{final.name}.old-{os.getpid()}")
+            os.replace(final, old)
+            try:
+                os.replace(tmp, final)
+            except BaseException:
+                os.replace(old, final)
+                raise
+            with contextlib.suppress(OSError):
+                shutil.rmtree(old)
+        else:
+            os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 

@@ -46,7 +46,7 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
 
 
 def load_rgb(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Read ``path`` as an HxWx3 uint8 RGB array.
+    """Read ``path`` as an HxWx3 uint8 RGB array (C-contiguous, writable, owned by the caller).
 
     Raises :class:`ImageError` whose message starts with a short reason code
     (``missing``, ``empty``, ``too_large``, ``unreadable``, ``truncated``).
@@ -79,7 +79,10 @@ def load_rgb(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXE
         raise ImageError(f"unreadable: {p}: {exc}") from exc
     if arr.ndim != 3 or arr.shape[2] != 3 or arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ImageError(f"unreadable: {p}: decoded to shape {arr.shape}")
-    return np.ascontiguousarray(arr)
+    if not (arr.flags.writeable and arr.flags.c_contiguous):
+        # A view of Pillow's buffer is read-only; torch.from_numpy warns on every such array.
+        arr = np.array(arr, order="C")
+    return arr
 
 
 def reject_reason(error: ImageError) -> str:

@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,9 @@ import pyarrow.parquet as pq
 
 from curate import __version__
 from curate.errors import TableError
-from curate.fsio import atomic_path, command_line, safe_relative_path
+from curate.fsio import atomic_path, safe_relative_path
+from curate.jsonio import json_text
+from curate.provenance import provenance
 
 METADATA_KEY = b"curate"
 SCORE_MIN, SCORE_MAX = 0.0, 10.0
@@ -143,34 +146,19 @@ def make_metadata(
     inputs: Mapping[str, Any] | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    """The ``curate`` metadata object for a new table of format ``fmt``."""
+    """The ``curate`` metadata object for a new table of format ``fmt``: its format and version,
+    the :func:`~curate.provenance.provenance` of the step, and format-specific ``extra`` keys."""
     meta: dict[str, Any] = {
         "format": fmt,
         "format_version": FORMAT_VERSIONS[fmt],
-        "curate_version": __version__,
-        "command": command_line(),
-        "params": dict(params or {}),
-        "seed": seed,
-        "inputs": dict(inputs or {}),
+        **provenance(params=params, seed=seed, inputs=inputs),
     }
     meta.update(extra)
     return meta
 
 
 def _encode_metadata(meta: Mapping[str, Any]) -> bytes:
-    return json.dumps(meta, sort_keys=True, separators=(",", ":"), default=_json_default).encode()
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"cannot store {type(value).__name__} in table metadata")
+    return json_text(meta, sort_keys=True, style="compact").encode()
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -285,6 +273,23 @@ def write_table(
     return write_parquet(table, path, meta, extra_metadata=extra_metadata)
 
 
+REJECTS_NAME = "rejects.parquet"
+
+
+def write_rejects(
+    rejects: Iterable[Mapping[str, str]], path: str | os.PathLike[str], stage: str, meta: Mapping[str, Any]
+) -> Path:
+    """Write a rejects table: one row per image a step could not use (each mapping gives
+    ``sample_id``, ``path``, ``reason`` and ``message``), tagged with the step's ``stage``."""
+    columns = [f.name for f in REJECT_FIELDS]
+    frame = pd.DataFrame(
+        [{**{k: r[k] for k in ("sample_id", "path", "reason", "message")}, "stage": stage} for r in rejects],
+        columns=columns,
+        dtype=object,
+    )
+    return write_table(frame, path, "rejects", meta)
+
+
 # --------------------------------------------------------------------------------------------
 # HuggingFace ``datasets`` feature metadata, so ``load_dataset("parquet", ...)`` gets exact types.
 
@@ -319,15 +324,19 @@ def huggingface_metadata(fmt: str) -> bytes:
 
 
 def read_table(
-    path: str | os.PathLike[str], fmt: str | Sequence[str]
+    path: str | os.PathLike[str], fmt: str | Sequence[str], *, references_only: bool = False
 ) -> tuple[pa.Table, dict[str, Any]]:
-    """Read and validate a table of format ``fmt`` (or one of several). Returns (table, metadata)."""
+    """Read and validate a table of format ``fmt`` (or one of several). Returns (table, metadata).
+
+    ``references_only``: read only the rows with ``is_reference`` (a pool's candidates, without
+    reading its distorted rows); the checks apply to the rows read.
+    """
     wanted = (fmt,) if isinstance(fmt, str) else tuple(fmt)
     meta = read_metadata(path)
     if meta["format"] not in wanted:
         raise TableError(f"{path}: is a {meta['format']} table, expected {' or '.join(wanted)}")
     try:
-        table = pq.read_table(path)
+        table = pq.read_table(path, filters=[("is_reference", "==", True)] if references_only else None)
     except (pa.ArrowInvalid, OSError) as exc:
         raise TableError(f"{path}: cannot read ({exc})") from None
     table = conform(table, meta["format"], str(path))
@@ -335,14 +344,25 @@ def read_table(
     return table, meta
 
 
-def read_frame(path: str | os.PathLike[str], fmt: str | Sequence[str]) -> tuple[pd.DataFrame, dict[str, Any]]:
+def read_frame(
+    path: str | os.PathLike[str], fmt: str | Sequence[str], *, references_only: bool = False
+) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Like :func:`read_table`, as a pandas DataFrame with nullable dtypes."""
-    table, meta = read_table(path, fmt)
+    table, meta = read_table(path, fmt, references_only=references_only)
     return table_to_frame(table), meta
 
 
-def read_corpus(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, dict[str, Any]]:
-    return read_frame(path, "corpus")
+def sorted_by_id(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its rows in ``sample_id`` order and a fresh index (as every table is stored,
+    so a table read from disk comes back as is)."""
+    ids = frame["sample_id"]
+    if ids.is_monotonic_increasing and frame.index.equals(pd.RangeIndex(len(frame))):
+        return frame
+    return frame.sort_values("sample_id", kind="stable").reset_index(drop=True)
+
+
+def read_corpus(path: str | os.PathLike[str], *, references_only: bool = False) -> tuple[pd.DataFrame, dict[str, Any]]:
+    return read_frame(path, "corpus", references_only=references_only)
 
 
 def corpus_root(meta: Mapping[str, Any], where: str | os.PathLike[str]) -> Path:
@@ -358,10 +378,6 @@ def corpus_root(meta: Mapping[str, Any], where: str | os.PathLike[str]) -> Path:
     if not root.is_absolute():
         root = (Path(where).resolve().parent / root).resolve()
     return root
-
-
-def read_manifest(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, dict[str, Any]]:
-    return read_frame(path, "manifest")
 
 
 def table_to_frame(table: pa.Table) -> pd.DataFrame:
@@ -514,13 +530,23 @@ EMBEDDING_SHARD_GLOB = "part-*.parquet"
 
 
 class Embeddings:
-    """Embeddings loaded from a folder: ``ids`` (str array), ``vectors`` (float32 [n, dim]), ``meta``."""
+    """Embeddings in memory: ``ids`` [n] (str), ``vectors`` [n, dim] (float32 or float16,
+    L2-normalised) and the folder's ``meta``; :meth:`EmbeddingsFolder.load` makes them, or build
+    one from arrays. ``folders``: the folder or folders read (to explain samples they lack)."""
 
-    def __init__(self, ids: np.ndarray, vectors: np.ndarray, meta: dict[str, Any], where: str) -> None:
-        self.ids = ids
+    def __init__(
+        self,
+        ids: np.ndarray,
+        vectors: np.ndarray,
+        meta: dict[str, Any] | None = None,
+        where: str = "embeddings",
+        folders: Sequence[str | os.PathLike[str]] = (),
+    ) -> None:
+        self.ids = np.asarray(ids, dtype=object)
         self.vectors = vectors
-        self.meta = meta
+        self.meta = meta or {}
         self.where = where
+        self.folders = [Path(f) for f in folders]
         self._index: dict[str, int] | None = None
 
     @property
@@ -537,15 +563,20 @@ class Embeddings:
         return self._index
 
     def take(self, sample_ids: Sequence[str] | np.ndarray, *, what: str = "corpus") -> np.ndarray:
-        """Vectors for ``sample_ids`` in that order; refuse if any is missing."""
+        """Vectors for ``sample_ids`` in that order; refuse if any is missing.
+
+        A view when the ids are a run of the held rows in the same order (as a reader fills them),
+        else a copy.
+        """
         index = self.index()
+        wanted = np.asarray(sample_ids, dtype=object)
+        start = index.get(wanted[0], -1) if wanted.size else -1
+        if start >= 0 and np.array_equal(self.ids[start : start + wanted.size], wanted):
+            return self.vectors[start : start + wanted.size]
         rows = np.fromiter((index.get(s, -1) for s in sample_ids), dtype=np.int64, count=len(sample_ids))
         if (rows < 0).any():
             missing = [s for s, r in zip(sample_ids, rows) if r < 0]
-            raise TableError(
-                f"{self.where}: embeddings do not cover the {what}: {len(missing)} sample(s) missing, "
-                f"e.g. {missing[:3]} (run 'curate embed' on it)"
-            )
+            raise TableError(not_covered_message(self.where, self.folders, missing, what))
         return self.vectors[rows]
 
 
@@ -579,55 +610,151 @@ def _check_shard(shard: Path, first_meta: dict[str, Any] | None, first_name: str
     return meta, typ.list_size
 
 
-def read_embeddings(directory: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> Embeddings:
-    """Read every shard of an embeddings folder; refuse mixed encoders/dims and duplicate ids.
+class EmbeddingsFolder:
+    """An embeddings folder opened for reading (or several folders read as one set).
 
-    Several folders (a list) are read as one set: they must share the encoder and dim, and no
-    ``sample_id`` may appear twice (e.g. a training corpus's and a pool's embeddings together).
+    Opening checks every shard's metadata: one encoder and dim per folder (and across the folders
+    of a set), fixed-size list vectors of that dim. Vectors are read on demand:
+    :meth:`load` streams the shards batch by batch and keeps only the rows asked for, in the stored
+    dtype (float16 stays float16), so memory is the result plus one batch. Every loaded vector is
+    checked finite and L2-normalised; :meth:`verify` checks them all without keeping them.
+    ``sample_id`` is unique across the set.
     """
-    if isinstance(directory, (list, tuple)):
-        parts = [read_embeddings(d) for d in directory]
-        if not parts:
+
+    BATCH_ROWS = 8192
+
+    def __init__(self, directory: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> None:
+        folders = list(directory) if isinstance(directory, (list, tuple)) else [directory]
+        if not folders:
             raise TableError("no embeddings folder given")
-        for other in parts[1:]:
-            same_encoder(parts[0], other)
-        ids = np.concatenate([p.ids for p in parts])
-        where = " + ".join(p.where for p in parts)
-        _check_unique(ids, where)
-        vectors = np.concatenate([p.vectors for p in parts])
-        return Embeddings(ids, vectors, parts[0].meta, where)
-    where = str(directory)
-    if not Path(directory).is_dir():
-        raise TableError(f"{where}: embeddings folder does not exist")
-    shards = embedding_shards(directory)
-    if not shards:
-        raise TableError(f"{where}: no embedding shards ({EMBEDDING_SHARD_GLOB}) in this folder")
-    ids: list[np.ndarray] = []
-    vecs: list[np.ndarray] = []
-    first_meta: dict[str, Any] | None = None
-    for shard in shards:
-        meta, dim = _check_shard(shard, first_meta, shards[0].name)
-        table = pq.read_table(shard)
-        first_meta = first_meta or meta
-        col = table.column("embedding").combine_chunks()
-        flat = col.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
-        vecs.append(flat.reshape(-1, dim))
-        ids.append(np.asarray(table.column("sample_id").to_numpy(zero_copy_only=False), dtype=object))
-    assert first_meta is not None
-    all_ids = np.concatenate(ids) if ids else np.array([], dtype=object)
-    vectors = np.concatenate(vecs) if vecs else np.zeros((0, 0), np.float32)
-    _check_unique(all_ids, where)
-    if not np.isfinite(vectors).all():
-        raise TableError(f"{where}: embeddings contain NaN or inf")
-    norms = np.linalg.norm(vectors, axis=1)
-    tol = 1e-2 if first_meta.get("dtype") == "float16" else 1e-3
-    if len(norms) and np.abs(norms - 1).max() > tol:
-        row = int(np.argmax(np.abs(norms - 1)))
-        raise TableError(f"{where}: embedding of {all_ids[row]!r} has norm {norms[row]:.4f}; expected L2-normalised")
-    return Embeddings(all_ids, np.ascontiguousarray(vectors, dtype=np.float32), first_meta, where)
+        self.where = " + ".join(str(d) for d in folders)
+        self.folders = [Path(f) for f in folders]
+        self.shards: list[Path] = []
+        self.meta: dict[str, Any] = {}
+        self._dim = 0
+        for folder in folders:
+            meta, dim, shards = self._open_folder(folder)
+            if self.shards and (dim != self._dim or meta.get("encoder") != self.meta.get("encoder")):
+                raise TableError(
+                    f"{folder}: embeddings were made by a different encoder or dim than {folders[0]} "
+                    f"({meta.get('encoder', {}).get('name')}/{dim} vs {self.encoder.get('name')}/{self._dim}); "
+                    "embed both with one encoder"
+                )
+            if not self.shards:
+                self.meta, self._dim = meta, dim
+            self.shards += shards
+        self._ids: np.ndarray | None = None
+
+    @staticmethod
+    def _open_folder(folder: str | os.PathLike[str]) -> tuple[dict[str, Any], int, list[Path]]:
+        if not Path(folder).is_dir():
+            raise TableError(f"{folder}: embeddings folder does not exist")
+        shards = embedding_shards(folder)
+        if not shards:
+            raise TableError(f"{folder}: no embedding shards ({EMBEDDING_SHARD_GLOB}) in this folder")
+        first: dict[str, Any] | None = None
+        dim = 0
+        for shard in shards:
+            meta, dim = _check_shard(shard, first, shards[0].name)
+            first = first or meta
+        assert first is not None
+        return first, dim, shards
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def encoder(self) -> dict[str, Any]:
+        return dict(self.meta.get("encoder", {}))
+
+    @property
+    def dtype(self) -> str:
+        return str(self.meta.get("dtype", "float32"))
+
+    def ids(self) -> np.ndarray:
+        """Every ``sample_id`` the set holds, in stored order (reads the id column only)."""
+        if self._ids is None:
+            parts = [
+                np.asarray(pq.read_table(shard, columns=["sample_id"]).column(0).to_numpy(zero_copy_only=False), dtype=object)
+                for shard in self.shards
+            ]
+            ids = np.concatenate(parts) if parts else np.zeros(0, dtype=object)
+            _check_unique(ids, self.where)
+            self._ids = ids
+        return self._ids
+
+    def _batches(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for shard in self.shards:
+            parquet = pq.ParquetFile(shard)
+            for batch in parquet.iter_batches(batch_size=self.BATCH_ROWS, columns=["sample_id", "embedding"]):
+                ids = np.asarray(batch.column(0).to_numpy(zero_copy_only=False), dtype=object)
+                yield ids, batch.column(1).flatten().to_numpy(zero_copy_only=False).reshape(-1, self._dim)
+
+    def _stored_dtype(self) -> Any:
+        typ = pq.ParquetFile(self.shards[0]).schema_arrow.field("embedding").type
+        return np.float16 if pa.types.is_float16(typ.value_type) else np.float32
+
+    def load(
+        self,
+        sample_ids: Sequence[str] | np.ndarray | None = None,
+        *,
+        what: str = "corpus",
+        needs: Sequence[tuple[Sequence[str] | np.ndarray, str]] = (),
+    ) -> Embeddings:
+        """The vectors of ``sample_ids`` (every row, in stored order, when None), in that order.
+
+        An id the set does not hold is refused, naming who needs it: the first of ``needs``
+        (``(ids, what)`` pairs, e.g. one per reshape stage) that holds it, else ``what``.
+        """
+        wanted = self.ids() if sample_ids is None else np.asarray(sample_ids, dtype=object)
+        position = {sid: k for k, sid in enumerate(wanted.tolist())}
+        if len(position) != wanted.size:
+            raise TableError(f"{self.where}: the same sample_id was asked for twice")
+        vectors = np.empty((wanted.size, self._dim), dtype=self._stored_dtype())
+        found = np.zeros(wanted.size, dtype=np.int64)
+        for ids, flat in self._batches():
+            rows = np.fromiter((position.get(s, -1) for s in ids.tolist()), dtype=np.int64, count=ids.size)
+            hit = np.flatnonzero(rows >= 0)
+            vectors[rows[hit]] = flat[hit]
+            np.add.at(found, rows[hit], 1)
+        if (found > 1).any():
+            _check_unique(np.repeat(wanted, found), self.where)
+        if (found == 0).any():
+            missing = set(wanted[found == 0].tolist())
+            for ids, need in [*needs, (wanted, what)]:
+                lacking = [s for s in np.asarray(ids, dtype=object).tolist() if s in missing]
+                if lacking:
+                    raise TableError(not_covered_message(self.where, self.folders, lacking, need))
+        self._check_vectors(vectors, wanted)
+        return Embeddings(wanted, vectors, self.meta, self.where, self.folders)
+
+    def verify(self) -> int:
+        """Check every stored vector (finite, L2-normalised) and that ids are unique, without keeping
+        the vectors; returns the row count."""
+        rows = 0
+        for ids, flat in self._batches():
+            self._check_vectors(flat, ids)
+            rows += ids.size
+        self.ids()
+        return rows
+
+    def _check_vectors(self, vectors: np.ndarray, ids: np.ndarray) -> None:
+        tol = 1e-2 if vectors.dtype == np.float16 or self.dtype == "float16" else 1e-3
+        step = 1 << 16
+        for s in range(0, len(vectors), step):
+            block = vectors[s : s + step].astype(np.float32)
+            if not np.isfinite(block).all():
+                raise TableError(f"{self.where}: embeddings contain NaN or inf")
+            norms = np.linalg.norm(block, axis=1)
+            if np.abs(norms - 1).max(initial=0) > tol:
+                row = int(np.argmax(np.abs(norms - 1)))
+                raise TableError(
+                    f"{self.where}: embedding of {ids[s + row]!r} has norm {norms[row]:.4f}; expected L2-normalised"
+                )
 
 
-def same_encoder(a: Embeddings, b: Embeddings) -> None:
+def same_encoder(a: Embeddings | EmbeddingsFolder, b: Embeddings | EmbeddingsFolder) -> None:
     """Refuse to compare embeddings from different encoders or dims."""
     if a.dim != b.dim or a.encoder != b.encoder:
         raise TableError(
@@ -636,68 +763,87 @@ def same_encoder(a: Embeddings, b: Embeddings) -> None:
         )
 
 
-def read_embedding_rows(
-    directory: str | os.PathLike[str], sample_ids: Sequence[str] | np.ndarray, *, what: str = "corpus"
-) -> Embeddings:
-    """The embeddings of ``sample_ids`` only, in that order: ``vectors`` [len(sample_ids), dim].
+@dataclass(frozen=True)
+class FolderCoverage:
+    """What an embeddings folder holds against what its run was given (from the shards' metadata).
 
-    For large folders: the result is filled shard by shard, so memory is the result plus one
-    shard (``read_embeddings`` holds every shard and then their concatenation). Vectors keep the
-    stored dtype (float16 shards stay float16: half the memory, no loss). The same checks as
-    ``read_embeddings`` apply: one encoder and dim per folder, unique ids, finite unit vectors;
-    an id that is not in the folder is refused, naming it.
+    ``samples``: the samples of the corpus the run embedded (None when the shards do not record
+    it: a folder not written by ``curate embed``); ``covered``: samples of the finished shards,
+    embedded or rejected; ``rejected``: the rejected sample ids; ``shards``/``shards_expected``:
+    finished shards and how many the run plans.
     """
-    where = str(directory)
-    if not Path(directory).is_dir():
-        raise TableError(f"{where}: embeddings folder does not exist")
-    shards = embedding_shards(directory)
-    if not shards:
-        raise TableError(f"{where}: no embedding shards ({EMBEDDING_SHARD_GLOB}) in this folder")
-    wanted = np.asarray(sample_ids, dtype=object)
-    position = {sid: k for k, sid in enumerate(wanted.tolist())}
-    if len(position) != wanted.size:
-        raise TableError(f"{where}: the same sample_id was asked for twice")
-    first_meta: dict[str, Any] | None = None
-    vectors: np.ndarray | None = None
-    filled = np.zeros(wanted.size, dtype=bool)
-    seen_ids: list[np.ndarray] = []
+
+    folder: Path
+    samples: int | None
+    covered: int
+    rejected: frozenset[str]
+    shards: int
+    shards_expected: int | None
+
+    @property
+    def missing(self) -> int:
+        """Samples of the run's corpus in no finished shard (0 when unknown)."""
+        return 0 if self.samples is None else max(0, self.samples - self.covered)
+
+
+def embeddings_coverage(directory: str | os.PathLike[str]) -> FolderCoverage:
+    """How complete an embeddings folder is, from its shards' ``corpus``, ``shard_size`` and ``shard`` metadata."""
+    folder = Path(directory)
+    samples: int | None = None
+    shard_size: int | None = None
+    covered = 0
+    rejected: set[str] = set()
+    shards = embedding_shards(folder)
+    recorded = bool(shards)
     for shard in shards:
-        meta, dim = _check_shard(shard, first_meta, shards[0].name)
-        parquet = pq.ParquetFile(shard)
-        first_meta = first_meta or meta
-        typ = parquet.schema_arrow.field("embedding").type
-        if vectors is None:
-            dtype = np.float16 if pa.types.is_float16(typ.value_type) else np.float32
-            vectors = np.empty((wanted.size, dim), dtype=dtype)
-        elif dim != vectors.shape[1]:
-            raise TableError(f"{shard}: embedding dim {dim} differs from {vectors.shape[1]}")
-        # batch by batch: memory stays at the result plus one batch
-        for batch in parquet.iter_batches(batch_size=8192, columns=["sample_id", "embedding"]):
-            ids = np.asarray(batch.column(0).to_numpy(zero_copy_only=False), dtype=object)
-            seen_ids.append(ids)
-            rows = np.fromiter((position.get(s, -1) for s in ids.tolist()), dtype=np.int64, count=ids.size)
-            hit = np.flatnonzero(rows >= 0)
-            flat = batch.column(1).flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
-            vectors[rows[hit]] = flat[hit]
-            filled[rows[hit]] = True
-    assert first_meta is not None and vectors is not None
-    _check_unique(np.concatenate(seen_ids), where)
-    if not filled.all():
-        missing = wanted[~filled].tolist()
-        raise TableError(
-            f"{where}: embeddings do not cover the {what}: {len(missing)} sample(s) missing, "
-            f"e.g. {missing[:3]} (run 'curate embed' on it)"
+        meta = read_metadata(shard)
+        corpus, info = meta.get("corpus"), meta.get("shard")
+        if not isinstance(corpus, Mapping) or not isinstance(info, Mapping) or "count" not in info:
+            recorded = False
+            continue
+        samples, shard_size = int(corpus["samples"]), meta.get("shard_size")
+        covered += int(info["count"])
+        rejected.update(str(r["sample_id"]) for r in info.get("rejects") or [])
+    if not recorded:
+        samples = None
+    expected = -(-samples // int(shard_size)) if samples is not None and shard_size else None
+    return FolderCoverage(folder, samples, covered, frozenset(rejected), len(shards), expected)
+
+
+def not_covered_message(
+    where: str, folders: Sequence[str | os.PathLike[str]], missing: Sequence[str], what: str
+) -> str:
+    """Why embeddings lack ``missing`` samples of a ``what`` table, and what to do about each kind.
+
+    Samples the embed run rejected point at its rejects table and at ``curate exclude``, which
+    writes the table without them; samples of an unfinished folder at rerunning ``curate embed``.
+    """
+    head = f"{where}: embeddings do not cover the {what}: {len(missing)} sample(s) missing, e.g. {list(missing[:3])}"
+    coverages = []
+    for folder in folders:
+        try:
+            coverages.append(embeddings_coverage(folder))
+        except TableError:
+            continue
+    wanted = set(missing)
+    rejected_in = [c for c in coverages if c.rejected & wanted]
+    n_rejected = len(wanted & frozenset().union(*[c.rejected for c in rejected_in]))
+    parts = []
+    if rejected_in:
+        tables = " and ".join(str(c.folder / REJECTS_NAME) for c in rejected_in)
+        options = " ".join(f"--rejects {c.folder / REJECTS_NAME}" for c in rejected_in)
+        parts.append(
+            f"{n_rejected} of them were rejected by 'curate embed' (see {tables}); write the table without them "
+            f"with 'curate exclude TABLE {options} -o NEW_TABLE' and use NEW_TABLE"
         )
-    tol = 1e-2 if vectors.dtype == np.float16 or first_meta.get("dtype") == "float16" else 1e-3
-    step = 1 << 16
-    for s in range(0, wanted.size, step):
-        block = vectors[s : s + step].astype(np.float32)
-        if not np.isfinite(block).all():
-            raise TableError(f"{where}: embeddings contain NaN or inf")
-        norms = np.linalg.norm(block, axis=1)
-        if np.abs(norms - 1).max(initial=0) > tol:
-            row = int(np.argmax(np.abs(norms - 1)))
-            raise TableError(
-                f"{where}: embedding of {wanted[s + row]!r} has norm {norms[row]:.4f}; expected L2-normalised"
+    if n_rejected < len(wanted):
+        unfinished = [c for c in coverages if c.missing]
+        if unfinished:
+            c = unfinished[0]
+            parts.append(
+                f"{c.folder} is incomplete ({c.missing} of its {c.samples} samples not embedded yet): "
+                "rerun the 'curate embed' command that made it to finish it"
             )
-    return Embeddings(wanted, vectors, first_meta, where)
+        else:
+            parts.append("run 'curate embed' on this table")
+    return head + "; " + "; ".join(parts)

@@ -2,9 +2,10 @@
 
 :func:`validate` detects what ``path`` is from its ``curate`` metadata (corpus, manifest,
 decisions, rejects) or, for a folder, reads it as embeddings shards; the shared readers in
-:mod:`curate.schema` do the checking. With ``check_files`` every image of a corpus or manifest is
-opened with :func:`curate.images.load_rgb` and each failure is reported (optionally written as a
-rejects table).
+:mod:`curate.schema` do the checking. An embeddings folder must also be complete: every sample its
+run was given (the shards' ``corpus.samples``) is in a finished shard, embedded or rejected. With
+``check_files`` every image of a corpus or manifest is opened with :func:`curate.images.load_rgb`
+and each failure is reported (optionally written as a rejects table).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from curate import schema
-from curate.errors import CurateError, ImageError
+from curate.errors import CurateError, ImageError, TableError
 from curate.fsio import fingerprint
 from curate.images import load_rgb
 from curate.progress import Progress
@@ -74,15 +75,25 @@ def validate(
     if p.is_dir():
         if check_files:
             raise CurateError(f"{p}: --check-files applies to a corpus or manifest table, not embeddings")
-        emb = schema.read_embeddings(p)
-        enc = emb.encoder
+        folder = schema.EmbeddingsFolder(p)
+        coverage = schema.embeddings_coverage(p)
+        if coverage.missing:
+            raise TableError(
+                f"{p}: incomplete embeddings folder: {coverage.missing} of the {coverage.samples} samples its "
+                f"run was given are missing ({coverage.shards} of {coverage.shards_expected} shards written); "
+                "rerun the 'curate embed' command that made it to finish it"
+            )
+        enc = folder.encoder
+        rows = folder.verify()
         summary = {
-            "rows": len(emb.ids),
-            "shards": len(schema.embedding_shards(p)),
-            "dim": emb.dim,
-            "dtype": emb.meta.get("dtype", "float32"),
+            "rows": rows,
+            "shards": len(folder.shards),
+            "dim": folder.dim,
+            "dtype": folder.dtype,
             "encoder": enc.get("name", "?") + (f" ({enc['model']})" if enc.get("model") else ""),
         }
+        if coverage.samples is not None:
+            summary["samples"] = f"{coverage.samples} ({rows} embedded, {len(coverage.rejected)} rejected)"
         return ValidationReport(p, "embeddings folder", summary)
     meta = schema.read_metadata(p)
     fmt = meta["format"]
@@ -110,7 +121,7 @@ def validate(
         report.failures = check_images(frame, roots, workers=workers, quiet=quiet)
         report.checked_files = len(frame)
         if rejects is not None:
-            write_rejects(report.failures, rejects, source_table=p)
+            write_failures(report.failures, rejects, source_table=p)
     return report
 
 
@@ -192,17 +203,7 @@ def check_images(
     return failures
 
 
-def write_rejects(failures: list[FileFailure], path: str | os.PathLike[str], *, source_table: Path) -> Path:
+def write_failures(failures: list[FileFailure], path: str | os.PathLike[str], *, source_table: Path) -> Path:
     """Write image failures as a rejects table (stage ``validate``)."""
-    frame = pd.DataFrame(
-        {
-            "sample_id": [f.sample_id for f in failures],
-            "path": [f.path for f in failures],
-            "stage": ["validate"] * len(failures),
-            "reason": [f.reason for f in failures],
-            "message": [f.message for f in failures],
-        },
-        dtype=object,
-    )
     meta = schema.make_metadata("rejects", inputs={str(source_table): fingerprint(source_table)})
-    return schema.write_table(frame, path, "rejects", meta)
+    return schema.write_rejects([asdict(f) for f in failures], path, "validate", meta)

@@ -10,11 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from reshape_helpers import make_dataset
 
 from curate.analyze import analyze
-from curate.analyze.density import gini, subsample
+from curate.analyze.density import gini
+from curate.analyze.params import AnalyzeParams
 from curate.cli import cli
 from curate.errors import CurateError
+from curate.sampling import subsample
 from curate.schema import embeddings_table, make_metadata, write_parquet, write_table
 
 DIM = 32
@@ -144,8 +147,9 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 def _run(inputs: dict, out: Path, **kw) -> dict:
     args = {k: inputs[k] for k in ("pool", "pool_embeddings", "manifest")}
-    args.update(kw)
-    analyze(inputs["corpus"], inputs["embeddings"], out, seed=3, quiet=True, **args)
+    args.update({k: v for k, v in kw.items() if k in args})
+    params = AnalyzeParams(seed=3, **{k: v for k, v in kw.items() if k not in args})
+    analyze(inputs["corpus"], inputs["embeddings"], out, params=params, quiet=True, **args)
     return json.loads((out / "summary.json").read_text())
 
 
@@ -188,8 +192,8 @@ def test_thresholds_and_pool_placement_equal_brute_force(inputs: dict, report: t
     max_spread = float(dist.max())
     content = report[1]["content"]
     assert content["references"] == 4
-    assert content["novelty_threshold_r"] == pytest.approx(r, abs=1e-6)
-    assert content["max_spread"] == pytest.approx(max_spread, abs=1e-6)
+    assert content["r"] == pytest.approx(r, abs=1e-6)
+    assert content["maxT_all"] == pytest.approx(max_spread, abs=1e-6)
     assert content["nearest_distance"]["max"] == pytest.approx(off.min(axis=1).max(), abs=1e-6)
 
     cands = inputs["candidate_vectors"].astype(np.float32).astype(np.float64)
@@ -265,7 +269,7 @@ def test_summary_records_inputs_and_params(report: tuple[Path, dict]) -> None:
     assert s["format"] == "analyze_report" and s["seed"] == 3
     assert set(s["inputs"]) == {"corpus", "embeddings", "pool", "pool_embeddings", "manifest"}
     assert all("sha256" in v for v in s["inputs"].values())
-    assert s["params"]["similarity_threshold"] == 0.9 and s["params"]["max_score_gap"] == 1.0
+    assert s["params"]["similarity_threshold"] == 0.9 and s["params"]["score_gap"] == 1.0
     assert s["params"]["group_cap"] == 20
     assert s["encoder"] == {"name": "test-encoder"}
 
@@ -320,9 +324,9 @@ def test_mixed_encoders_are_refused(inputs: dict, tmp_path: Path) -> None:
 
 
 def _pool_vectors(inputs: dict) -> np.ndarray:
-    from curate.schema import read_embeddings
+    from curate.schema import EmbeddingsFolder
 
-    return read_embeddings(inputs["pool_embeddings"]).vectors
+    return EmbeddingsFolder(inputs["pool_embeddings"]).load().vectors
 
 
 def test_bad_requests_are_refused(inputs: dict, tmp_path: Path) -> None:
@@ -402,7 +406,7 @@ def test_a_corpus_without_references_still_gets_a_density_report(tmp_path: Path)
     write_table(corpus, tmp_path / "c.parquet", "corpus", make_metadata("corpus", root="img"))
     vectors = _unit(np.repeat(np.eye(DIM)[:3], 10, axis=0) + 0.02 * rng.normal(size=(30, DIM)))
     _write_embeddings(tmp_path / "e", ids, vectors)
-    analyze(tmp_path / "c.parquet", tmp_path / "e", tmp_path / "r", quiet=True, min_cluster_size=5)
+    analyze(tmp_path / "c.parquet", tmp_path / "e", tmp_path / "r", quiet=True, params=AnalyzeParams(min_cluster_size=5))
     s = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert "at least 2 reference images" in s["content"]["note"]
     assert s["before"]["clusters"]["found"] == 3 and s["before"]["clusters"]["reference_purity"] == 0.1
@@ -434,3 +438,34 @@ def test_cluster_structure_purity_and_levels() -> None:
     assert s["distortion_purity"] == pytest.approx((2 + 3) / 7)
     by_level = {row["level"]: row for row in s["purity_by_level"]}
     assert by_level[1]["reference_purity"] == 0.75 and by_level[5]["distortion_purity"] == 1.0
+
+
+def test_a_manifest_is_analysed_with_the_thresholds_it_was_reshaped_with(tmp_path: Path) -> None:
+    ds = make_dataset(tmp_path / "data", seed=2, with_pool=False)
+    manifest = tmp_path / "manifest.parquet"
+    base = ["--corpus", str(ds.corpus), "--embeddings", str(ds.embeddings), "--device", "cpu"]
+    reshaped = CliRunner().invoke(
+        cli, ["reshape", *base, "--similarity-threshold", "0.97", "--score-gap", "0.6", "-o", str(manifest)]
+    )
+    assert reshaped.exit_code == 0, reshaped.output
+
+    def analysed(*extra: str) -> dict:
+        out = tmp_path / f"report{len(list(tmp_path.iterdir()))}"
+        result = CliRunner().invoke(cli, ["analyze", *base, "--manifest", str(manifest), *extra, "-o", str(out)])
+        assert result.exit_code == 0, result.output
+        return json.loads((out / "summary.json").read_text()) | {"_html": (out / "index.html").read_text()}
+
+    s = analysed()
+    assert s["params"]["similarity_threshold"] == 0.97 and s["params"]["score_gap"] == 0.6
+    assert s["thresholds_source"] == {
+        "similarity_threshold": "manifest", "score_gap": "manifest", "group_cap": "manifest", "keep_fraction": "manifest"
+    }
+    assert "0.97 <span" in s["_html"] and "(from the manifest)" in s["_html"]
+    # the groups are those of the manifest's thresholds, not of the defaults
+    explicit = analysed("--similarity-threshold", "0.97", "--score-gap", "0.6")
+    default = analysed("--similarity-threshold", "0.9", "--score-gap", "1.0")
+    assert s["before"]["redundancy"] == explicit["before"]["redundancy"] != default["before"]["redundancy"]
+    assert explicit["thresholds_source"]["similarity_threshold"] == "given"
+    assert explicit["thresholds_source"]["group_cap"] == "manifest"
+    plain = CliRunner().invoke(cli, ["analyze", *base, "-o", str(tmp_path / "no-manifest")])
+    assert plain.exit_code == 0 and "cos > 0.9 (default)" in plain.output

@@ -118,6 +118,17 @@ def test_kadid_bad_score_names_row(tmp_path):
     assert "dmos.csv" in message and "line 4" in message
 
 
+@pytest.mark.parametrize("cell,shown", [("nan", "dmos is empty or NaN"), ("", "dmos is empty or NaN"),
+                                        ("4,2", "dmos '4,2'"), ("inf", "dmos 'inf'")])
+def test_kadid_non_numeric_score_is_shown_plainly(tmp_path, cell, shown):
+    root = fakes.kadid10k(tmp_path)
+    df = pd.read_csv(root / "dmos.csv", dtype=str, keep_default_na=False)
+    df.loc[1, "dmos"] = cell
+    df.to_csv(root / "dmos.csv", index=False)
+    message = fails(tmp_path, "kadid10k", str(root))
+    assert f"line 3: {shown}, not a finite number" in message and "np." not in message
+
+
 def test_kadid_missing_column(tmp_path):
     root = fakes.kadid10k(tmp_path)
     pd.read_csv(root / "dmos.csv").drop(columns=["dmos"]).to_csv(root / "dmos.csv", index=False)

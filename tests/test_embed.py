@@ -22,7 +22,7 @@ from curate.embed.reader import shard_aligned_batches
 from curate.embed.shards import plan_shards
 from curate.embed.weights import require_download_possible
 from curate.errors import CurateError
-from curate.schema import read_embeddings, read_metadata, read_table
+from curate.schema import EmbeddingsFolder, read_metadata, read_table
 from tests.embed_helpers import TINY_MODEL, build_corpus, build_tiny_weights, synthetic_image
 
 BAD_REJECTED = {
@@ -85,7 +85,7 @@ def test_preprocessing_matches_open_clip_transform(tiny: dict[str, Path]) -> Non
 
 def test_clip_file_embeddings_match_direct_model_call(tiny: dict[str, Path], tmp_path: Path) -> None:
     result = _run(tiny, tmp_path / "emb")
-    emb = read_embeddings(tmp_path / "emb")
+    emb = EmbeddingsFolder(tmp_path / "emb").load()
     assert result.embedded == 16 and result.rejected == len(BAD_REJECTED)
     assert emb.vectors.shape == (16, 32)
     for sid, rel in (("toy/0000", "images/img0000.png"), ("toy/0003", "images/img0003.png"),
@@ -105,7 +105,7 @@ def test_clip_file_embeddings_match_direct_model_call(tiny: dict[str, Path], tmp
 def test_local_dir_and_pt_file_load_through_open_clip(tiny: dict[str, Path], tmp_path: Path) -> None:
     local = f"local-dir:{tiny['local_dir']}"
     _run(tiny, tmp_path / "local", pretrained=local)
-    emb = read_embeddings(tmp_path / "local")
+    emb = EmbeddingsFolder(tmp_path / "local").load()
     expected = _direct_clip(local, None, tiny["corpus"].parent / "images/img0001.png")
     np.testing.assert_allclose(emb.take(["toy/0001"])[0], expected, atol=2e-5)
     weights = emb.meta["encoder"]["weights"]
@@ -113,7 +113,7 @@ def test_local_dir_and_pt_file_load_through_open_clip(tiny: dict[str, Path], tmp
     assert emb.meta["encoder"]["preprocessing_source"] == "model/tag config"
     # The same weights as a torch file (loaded with weights_only=True) give the same vectors.
     _run(tiny, tmp_path / "pt", pretrained=str(tiny["pt"]))
-    np.testing.assert_allclose(read_embeddings(tmp_path / "pt").vectors, emb.vectors, atol=1e-6)
+    np.testing.assert_allclose(EmbeddingsFolder(tmp_path / "pt").load().vectors, emb.vectors, atol=1e-6)
 
 
 def test_bare_weights_file_warns_about_activation_and_preprocessing(tiny: dict[str, Path]) -> None:
@@ -138,7 +138,7 @@ def test_bad_images_are_recorded_as_rejects(tiny: dict[str, Path], tmp_path: Pat
     found = dict(zip(table.column("sample_id").to_pylist(), table.column("reason").to_pylist(), strict=True))
     assert found == BAD_REJECTED
     assert set(table.column("stage").to_pylist()) == {"embed"}
-    ids = set(read_embeddings(tmp_path / "emb").ids.tolist())
+    ids = set(EmbeddingsFolder(tmp_path / "emb").load().ids.tolist())
     assert {"bad/cmyk.jpg", "bad/grey16.png"} <= ids  # converted to RGB, not rejected
     assert not ids & set(BAD_REJECTED)
     # Each reject is also recorded in the metadata of the shard it belongs to.
@@ -168,7 +168,7 @@ def test_resume_skips_finished_shards_and_equals_a_fresh_run(tiny: dict[str, Pat
     result = _run(tiny, resumed, device="cpu")
     assert (result.shards_written, result.shards_skipped) == (2, 3)
     assert (resumed / "part-00000.parquet").stat().st_mtime_ns == kept
-    a, b = read_embeddings(fresh), read_embeddings(resumed)
+    a, b = EmbeddingsFolder(fresh).load(), EmbeddingsFolder(resumed).load()
     assert a.ids.tolist() == b.ids.tolist()
     assert np.array_equal(a.vectors, b.vectors)
 
@@ -223,7 +223,7 @@ def test_tag_activation_mismatch_and_unknown_names_are_refused(tiny: dict[str, P
         EncoderSpec("clip", "ViT-B-32", "no-such-tag").load()
     with pytest.raises(CurateError, match="not known"):
         EncoderSpec("nope").resolved()
-    with pytest.raises(CurateError, match="--model applies to --encoder clip only"):
+    with pytest.raises(CurateError, match="--model applies to --encoder clip and timm only"):
         EncoderSpec("imagestats", "ViT-B-32").resolved()
     with pytest.raises(CurateError, match="cannot load these weights"):
         EncoderSpec("clip", "ViT-B-32", str(tiny["file"])).load()
@@ -326,6 +326,48 @@ def test_mapper_precisions_on_cpu(tiny: dict[str, Path]) -> None:
         Mapper(encoder, "cpu", "fp16")
     with pytest.raises(CurateError, match="--device tpu"):
         Mapper(encoder, "tpu")
+
+
+def test_cpu_bf16_casts_model_and_batch_where_the_cpu_has_bf16_units(
+    tiny: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from curate.embed.mapper import Mapper
+
+    def load():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return EncoderSpec("clip", TINY_MODEL, str(tiny["file"])).load()
+
+    encoder = load()
+    batch = torch.from_numpy(np.stack([encoder.preprocessing.apply(synthetic_image(s, 90, 70)) for s in range(4)]))
+    reference = Mapper(encoder, "cpu", "fp32")
+    assert reference.describe()["precision"] == "fp32" and "mode" not in reference.describe()
+    expected = reference.to_numpy(reference(batch))
+    monkeypatch.setenv("CURATE_CPU_BF16", "1")
+    auto = Mapper(load(), "cpu", "auto")
+    assert auto.precision == "bf16" and auto.describe()["mode"] == "cast"
+    assert {p.dtype for p in auto.module.parameters()} == {torch.bfloat16}
+    got = auto.to_numpy(auto(batch))
+    assert got.dtype == np.float32 and np.allclose(np.linalg.norm(got, axis=1), 1, atol=1e-5)
+    assert (np.sum(got * expected, axis=1) > 0.99).all() and not np.array_equal(got, expected)
+    monkeypatch.setenv("CURATE_CPU_BF16", "0")
+    assert Mapper(load(), "cpu", "auto").precision == "fp32"
+    # a weight-free encoder computes its statistics in float32 whatever is asked
+    stats = EncoderSpec("imagestats").load()
+    assert Mapper(stats, "cpu", "bf16").describe()["precision"] == "fp32"
+
+
+def test_resume_may_change_precision_and_each_shard_records_its_own(tiny: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "emb"
+    _run(tiny, out, precision="fp32")
+    (out / "part-00002.parquet").unlink()
+    result = _run(tiny, out, precision="bf16")
+    assert (result.shards_written, result.shards_skipped) == (1, 4)
+    recorded = {path.name: read_metadata(path)["device"] for path in sorted(out.glob("part-*.parquet"))}
+    assert recorded["part-00002.parquet"]["precision"] == "bf16"
+    assert recorded["part-00002.parquet"]["mode"] == "cast"
+    assert {d["precision"] for name, d in recorded.items() if name != "part-00002.parquet"} == {"fp32"}
+    assert len(EmbeddingsFolder(out).load().ids) == 16
 
 
 def test_large_runs_are_fed_in_bounded_groups_of_whole_shards() -> None:

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from curate.embed import embed_corpus
-from curate.schema import read_embeddings, read_metadata
+from curate.schema import EmbeddingsFolder, read_metadata
 from tests.embed_helpers import build_corpus, build_tiny_weights
 
 # Slow every rename (the moment a finished temporary file becomes a shard) so the parent can kill
@@ -81,6 +81,6 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path: Path) -> None:
                      quiet=True)
     assert resumed.shards_skipped == len(written) and resumed.shards_written == 10 - len(written)
     assert not [p for p in killed.iterdir() if ".tmp-" in p.name]
-    a, b = read_embeddings(killed), read_embeddings(tmp_path / "whole")
+    a, b = EmbeddingsFolder(killed).load(), EmbeddingsFolder(tmp_path / "whole").load()
     assert a.ids.tolist() == b.ids.tolist() and len(a.ids) == 20
     assert np.array_equal(a.vectors, b.vectors)

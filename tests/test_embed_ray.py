@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from curate.embed import embed_corpus
-from curate.schema import read_embeddings, read_table
+from curate.schema import EmbeddingsFolder, read_table
 from tests.embed_helpers import build_corpus, build_tiny_weights
 
 ray = pytest.importorskip("ray")
@@ -39,7 +39,7 @@ def test_ray_engine_matches_local_engine(local_ray: None, tmp_path: Path) -> Non
         on_ray = embed_corpus(corpus, tmp_path / "ray", engine="ray", **options)
         local = embed_corpus(corpus, tmp_path / "local", engine="local", workers=0, **options)
     assert on_ray.device["engine"] == "ray" and on_ray.shards_written == local.shards_written == 5
-    a, b = read_embeddings(tmp_path / "ray"), read_embeddings(tmp_path / "local")
+    a, b = EmbeddingsFolder(tmp_path / "ray").load(), EmbeddingsFolder(tmp_path / "local").load()
     assert a.ids.tolist() == b.ids.tolist() and len(a.ids) == 14
     np.testing.assert_allclose(a.vectors, b.vectors, atol=1e-5)
     assert a.meta["encoder"] == b.meta["encoder"]

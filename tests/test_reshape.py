@@ -255,7 +255,7 @@ def test_missing_label_neighbour_version_refused(tmp_path):
 
 def test_embedding_rows_read_in_the_asked_order_keeping_float16(tmp_path):
 
-    from curate.schema import embeddings_table, make_metadata, read_embedding_rows, write_parquet
+    from curate.schema import EmbeddingsFolder, embeddings_table, make_metadata, write_parquet
 
     rng = np.random.default_rng(0)
     vectors = unit(rng.normal(size=(6, 8))).astype(np.float16)
@@ -265,9 +265,15 @@ def test_embedding_rows_read_in_the_asked_order_keeping_float16(tmp_path):
     meta = make_metadata("embeddings", encoder={"name": "e"}, dim=8, dtype="float16")
     for shard, part in enumerate((slice(0, 4), slice(4, 6))):
         write_parquet(embeddings_table(ids[part], vectors[part], "float16"), folder / f"part-{shard:05d}.parquet", meta)
-    got = read_embedding_rows(folder, ["s/5", "s/0", "s/3"])
+    opened = EmbeddingsFolder(folder)
+    assert opened.dim == 8 and opened.dtype == "float16" and opened.ids().tolist() == ids
+    got = opened.load(["s/5", "s/0", "s/3"])
     assert got.vectors.dtype == np.float16
     np.testing.assert_array_equal(got.vectors, vectors[[5, 0, 3]])
     assert got.ids.tolist() == ["s/5", "s/0", "s/3"] and got.dim == 8
+    np.testing.assert_array_equal(opened.load().vectors, vectors)
     with pytest.raises(Exception, match="s/9"):
-        read_embedding_rows(folder, ["s/1", "s/9"])
+        opened.load(["s/1", "s/9"])
+    with pytest.raises(Exception, match="do not cover the rows stage B needs: 1 sample"):
+        opened.load(["s/1", "s/9"], needs=[(["s/1"], "rows stage A needs"), (["s/9"], "rows stage B needs")])
+    assert opened.verify() == 6

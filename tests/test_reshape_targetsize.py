@@ -7,8 +7,11 @@ from reshape_helpers import make_dataset
 
 from curate.cli import cli
 from curate.reshape import targetsize
-from curate.reshape.downsample import redundancy_groups, sample_keys
+from curate.reshape.downsample import redundancy_groups
+from curate.reshape.params import DRCParams, ReshapeParams
+from curate.reshape.pipeline import reshape
 from curate.reshape.targetsize import add_back_order, trim_order
+from curate.sampling import sample_keys
 from curate.schema import read_frame
 
 
@@ -108,21 +111,24 @@ def reshape_to(ds, out, target=None):
 
 
 def test_exact_sizes_below_at_and_above_the_paper(ds, tmp_path):
-    paper = reshape_to(ds, tmp_path / "paper" / "manifest.parquet")
-    assert paper.exit_code == 0, paper.output
-    manifest, _ = read_frame(tmp_path / "paper" / "manifest.parquet", "manifest")
-    paper_size = len(manifest)
-    n_up = int((manifest["origin"] == "upsampled").sum())
-    removed_by_drc = 150 - int((manifest["origin"] == "original").sum())
-    extra_levels = n_up // 3 * 2  # levels 2 and 4 of the kept candidates
-    maximum = paper_size + removed_by_drc + extra_levels
+    paper = reshape(
+        ds.corpus, ds.embeddings, tmp_path / "paper" / "manifest.parquet", pool=ds.pool,
+        pool_embeddings=ds.pool_embeddings, params=ReshapeParams(redundancy=DRCParams(group_cap=5), device="cpu"),
+    )
+    bounds, decisions = paper.bounds, paper.decisions
+    n_up = int((paper.manifest["origin"] == "upsampled").sum())
+    labelled = (decisions["stage"] == "ddc_add") & (decisions["reason"] != "ddc_no_label")
+    # the bounds, checked against what the paper's run decided
+    assert bounds.paper == len(paper.manifest) and bounds.minimum == n_up
+    assert bounds.maximum == 150 + int(labelled.sum()) and bounds.originals == 150
+    removed_by_drc = 150 - int((paper.manifest["origin"] == "original").sum())
     for target in (
-        n_up + 1,
-        paper_size - 10,
-        paper_size,
-        paper_size + 5,
-        paper_size + removed_by_drc + 3,
-        maximum,
+        bounds.minimum + 1,
+        bounds.paper - 10,
+        bounds.paper,
+        bounds.paper + 5,
+        bounds.paper + removed_by_drc + 3,
+        bounds.maximum,
     ):
         out = tmp_path / str(target) / "manifest.parquet"
         result = reshape_to(ds, out, target)
@@ -130,20 +136,20 @@ def test_exact_sizes_below_at_and_above_the_paper(ds, tmp_path):
         got, meta = read_frame(out, "manifest")
         assert len(got) == target
         decisions, _ = read_frame(out.with_name("decisions.parquet"), "decisions")
-        assert decisions["kept"].astype(bool).sum() - decisions["reason"].eq("ddc_kept").sum() == target
-        if target < paper_size:
+        assert decisions["kept"].astype(bool).sum() == target  # kept: exactly the manifest rows
+        if target < bounds.paper:
             assert (got["origin"] == "upsampled").sum() == n_up
-            assert decisions["reason"].eq("target_size_trim").sum() == paper_size - target
-        if target > paper_size:
+            assert decisions["reason"].eq("target_size_trim").sum() == bounds.paper - target
+        if target > bounds.paper:
             added = decisions[decisions["reason"] == "target_size_added"]
-            assert len(added) == target - paper_size
+            assert len(added) == target - bounds.paper
             # removed originals come back before any extra level
             if (added["origin"] == "upsampled").any():
                 assert (added["origin"] == "original").sum() == removed_by_drc
             assert set(got["level"][got["origin"] == "upsampled"]) <= {1, 2, 3, 4, 5}
-    too_big = reshape_to(ds, tmp_path / "big" / "manifest.parquet", maximum + 1)
+    too_big = reshape_to(ds, tmp_path / "big" / "manifest.parquet", bounds.maximum + 1)
     assert too_big.exit_code == 1
-    assert f"above the maximum {maximum}" in too_big.output
+    assert f"above the maximum {bounds.maximum}" in too_big.output
     assert not (tmp_path / "big" / "manifest.parquet").exists()
     too_small = reshape_to(ds, tmp_path / "small" / "manifest.parquet", n_up - 1)
     assert too_small.exit_code == 1 and f"minimum {n_up}" in too_small.output

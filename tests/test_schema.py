@@ -157,7 +157,7 @@ def test_write_refuses_bad_rows_and_leaves_nothing(tmp_path):
 def test_wrong_table_kind(tmp_path):
     path = schema.write_table(corpus_frame(), tmp_path / "c.parquet", "corpus", meta())
     with pytest.raises(TableError, match="is a corpus table, expected manifest"):
-        schema.read_manifest(path)
+        schema.read_frame(path, "manifest")
 
 
 def test_nullable_integers_survive(tmp_path):

@@ -218,3 +218,70 @@ def test_manifest_weights_weight_the_loss(tmp_path):
     train(tmp_path / "plain.parquet", tmp_path / "c", **common)
     c = load_file(str(tmp_path / "c" / "model.safetensors"))
     assert not torch.allclose(a["head.weight"], c["head.weight"], atol=1e-6)
+
+
+def test_separate_validation_set_selects_and_predictions_are_written(tmp_path):
+    manifest, _ = make_manifest(tmp_path, n_refs=5, levels=4)
+    evalset = make_corpus(tmp_path, n_refs=3, levels=4)
+    valset = make_corpus(tmp_path, source="valset", n_refs=2, levels=4)
+    folders = []
+    for name, table in (("emb", manifest), ("val_emb", valset), ("eval_emb", evalset)):
+        ds = ManifestDataset(table)
+        write_embeddings(tmp_path / name, ds.sample_ids, ds.scores, seed=len(folders))
+        folders.append(tmp_path / name)
+    common = dict(head_only=True, embeddings=[folders[0], folders[1]], eval_sets={"held": evalset},
+                  eval_embeddings={"held": folders[2]}, epochs=6, batch_size=8, quiet=True)
+    summary = train(manifest, tmp_path / "run", val_set=valset, **common)
+    assert summary["n_val_rows"] == 8 and summary["n_train_rows"] == 20  # every manifest row trains
+    best = summary["val_best"]
+    assert best["val"]["n"] == 8 and best["selected_by"].startswith("best validation")
+    vals = [json.loads(x)["val"]["srcc"] for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert best["val"]["srcc"] == max(vals)
+
+    from curate.train.loop import read_predictions
+
+    last = read_predictions(tmp_path / "run" / "predictions_last.parquet")
+    chosen = read_predictions(tmp_path / "run" / "predictions_val_best.parquet")
+    assert sorted(set(last["set"])) == ["(validation)", "held"] and len(last) == 8 + 12
+    assert set(chosen["epoch"]) == {best["epoch"]} and set(last["epoch"]) == {6}
+    from curate.train.metrics import srcc
+
+    held = chosen[chosen["set"] == "held"]
+    assert srcc(held["prediction"], held["score"]) == pytest.approx(best["eval"]["held"]["srcc"])
+    # a rerun of the finished run leaves the same predictions
+    before = (tmp_path / "run" / "predictions_last.parquet").read_bytes()
+    train(manifest, tmp_path / "run", val_set=valset, **common)
+    assert (tmp_path / "run" / "predictions_last.parquet").read_bytes() == before
+    with pytest.raises(CurateError, match="exclude each other"):
+        train(manifest, tmp_path / "run2", val_set=valset, val_fraction=0.2, **common)
+
+
+def test_online_drc_uses_the_thresholds_the_manifest_was_reshaped_with(tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    from curate.schema import read_metadata
+
+    manifest, _ = make_manifest(tmp_path, n_refs=3, levels=2)
+    meta = read_metadata(manifest)
+    meta["params"] = {"similarity_threshold": 0.8, "score_gap": 0.5, "types": [1]}  # as reshape records them
+    write_parquet(pq.read_table(manifest), manifest, meta)
+    seen = []
+    real = downsample.drc_down
+
+    def spy(sample_ids, vectors, scores, **kwargs):
+        seen.append(kwargs)
+        return real(sample_ids, vectors, scores, **kwargs)
+
+    monkeypatch.setattr(downsample, "drc_down", spy)
+    settings = dict(TINY, model_factory=tiny_image_model)
+    summary = train(
+        manifest, tmp_path / "run", epochs=1, online_drc=True, quiet=True, redundancy={"group_cap": 3}, **settings
+    )
+    assert seen[0]["similarity_threshold"] == 0.8 and seen[0]["score_gap"] == 0.5
+    assert seen[0]["group_cap"] == 3 and seen[0]["keep_fraction"] == 0.5
+    assert summary["drc_thresholds"] == {"similarity_threshold": 0.8, "score_gap": 0.5, "group_cap": 3, "keep_fraction": 0.5}
+    assert summary["thresholds_source"] == {
+        "similarity_threshold": "manifest", "score_gap": "manifest", "group_cap": "given", "keep_fraction": "default"
+    }
+    written = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert written["thresholds_source"]["similarity_threshold"] == "manifest" and written["params"]["online_drc"]

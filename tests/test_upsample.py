@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from reshape_helpers import make_dataset
 
+from curate.reshape.params import ReshapeParams
 from curate.reshape.pipeline import reshape
 from curate.reshape.upsample import (
     content_thresholds,
@@ -129,8 +130,7 @@ def test_pipeline_pseudo_labels_and_added_samples(tmp_path, weighting):
         out,
         pool=ds.pool,
         pool_embeddings=ds.pool_embeddings,
-        weighting=weighting,
-        device="cpu",
+        params=ReshapeParams(weighting=weighting, device="cpu"),
     )
     manifest, meta = read_frame(out, "manifest")
     decisions, _ = read_frame(out.with_name("decisions.parquet"), "decisions")
@@ -140,7 +140,8 @@ def test_pipeline_pseudo_labels_and_added_samples(tmp_path, weighting):
     a = np.stack([ds.pool_vectors[s] for s in cands]).astype(np.float32)
     novel, inside, kept, dropped = brute_selection(a, t)
     cand_dec = decisions.set_index("sample_id").loc[cands]
-    assert cand_dec["kept"].to_numpy().nonzero()[0].tolist() == kept
+    assert (cand_dec["reason"] == "ddc_selected").to_numpy().nonzero()[0].tolist() == kept
+    assert not cand_dec["kept"].any()  # a candidate reference is never a manifest row
     assert len(kept) >= 3 and len(dropped) >= 2
     assert meta["weighting"] == weighting
     r, spread = brute_thresholds(t)

@@ -110,8 +110,8 @@ def test_committed_examples_match_the_generator(examples):
         pd.testing.assert_frame_equal(committed, fresh)
         assert {k: v for k, v in cmeta.items() if k != "curate_version"} == {
             k: v for k, v in fmeta.items() if k != "curate_version"}
-    committed = schema.read_embeddings(REPO / "manifests" / "examples" / "embeddings")
-    fresh = schema.read_embeddings(examples["embeddings"])
+    committed = schema.EmbeddingsFolder(REPO / "manifests" / "examples" / "embeddings").load()
+    fresh = schema.EmbeddingsFolder(examples["embeddings"]).load()
     assert committed.ids.tolist() == fresh.ids.tolist() and (committed.vectors == fresh.vectors).all()
 
 
@@ -125,7 +125,7 @@ def test_examples_obey_the_json_schemas(examples):
         row_schema = {**tables["$defs"][name], "$defs": tables["$defs"]}
         for row in table.to_pylist():
             jsonschema.validate(row, row_schema)
-    jsonschema.validate(schema.read_embeddings(examples["embeddings"]).meta, meta_schema)
+    jsonschema.validate(schema.EmbeddingsFolder(examples["embeddings"]).load().meta, meta_schema)
     bad = schema.read_table(examples["corpus"], "corpus")[0].to_pylist()[0] | {"path": "../x.png"}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, tables["$defs"]["corpus"])

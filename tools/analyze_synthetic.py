@@ -26,8 +26,10 @@ import numpy as np
 import pandas as pd
 
 from curate.analyze import analyze
+from curate.analyze.params import AnalyzeParams
+from curate.distort.presets import parse_types
+from curate.reshape.params import ReshapeParams
 from curate.reshape.pipeline import reshape
-from curate.reshape.presets import parse_types
 from curate.schema import embeddings_table, make_metadata, write_parquet, write_table
 
 ENCODER = {"name": "synthetic", "pretrained": "none"}
@@ -142,9 +144,7 @@ def build(
         out / "manifest.parquet",
         pool=paths["pool"],
         pool_embeddings=paths["pool_embeddings"],
-        types=",".join(str(t) for t in types),
-        seed=seed,
-        device="cpu",
+        params=ReshapeParams(types=types, seed=seed, device="cpu"),
     )
     paths["manifest"] = out / "manifest.parquet"
     return paths
@@ -177,9 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         pool=paths.get("pool"),
         pool_embeddings=paths.get("pool_embeddings"),
         manifest=paths.get("manifest"),
-        types=types,
-        seed=args.seed,
-        sample_cap=args.sample_cap,
+        params=AnalyzeParams(types=types, seed=args.seed, sample_cap=args.sample_cap),
     )
     t2 = time.perf_counter()
     traced = tracemalloc.get_traced_memory()[1] if args.trace_memory else None

@@ -128,10 +128,12 @@ def main() -> int:
 
     import torch
 
-    from curate.reshape.downsample import drc_down, sample_keys
+    from curate.reshape.downsample import drc_down
+    from curate.reshape.params import ReshapeParams
     from curate.reshape.pipeline import reshape
     from curate.reshape.targetsize import trim_order
     from curate.reshape.upsample import content_thresholds, label_neighbours, select_candidates
+    from curate.sampling import sample_keys
 
     if device.startswith("cuda") and not torch.cuda.is_available():
         print("error: CUDA is not available (use --smoke for a CPU check)", file=sys.stderr)
@@ -240,8 +242,7 @@ def main() -> int:
                 work / "out" / "manifest.parquet",
                 pool=work / "pool" / "pool.parquet",
                 pool_embeddings=work / "pool" / "emb",
-                types="all",
-                device=device,
+                params=ReshapeParams(types="all", device=device),
             )
         record("reshape_end_to_end", t, n=info["n"], pool=1000, rows=int(result.summary["manifest_rows"]))
     finally:

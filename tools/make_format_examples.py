@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from curate import schema  # noqa: E402
 from curate.fsio import atomic_write_text, set_command_line  # noqa: E402
-from curate.reshape.pipeline import ReshapeParams  # noqa: E402
+from curate.reshape.params import ReshapeParams  # noqa: E402
 
 EXAMPLE_ROOT = "/data/iqa/kadid10k"
 SHA = "0" * 64  # stands in for real input fingerprints in the examples
@@ -91,7 +91,7 @@ def decisions_frame(corpus: pd.DataFrame) -> pd.DataFrame:
                          0, 2, None))
         else:
             rows.append((sid, ref, "original", "drc", True, "drc_not_redundant", -1, 1, None))
-    rows.append(("pool/cat", "pool/cat", "upsampled", "ddc_select", True, "ddc_kept", -1, 1,
+    rows.append(("pool/cat", "pool/cat", "upsampled", "ddc_select", False, "ddc_selected", -1, 1,
                  "nearest=0.310000;farthest=0.720000"))
     rows.append(("pool/cat_01_03", "pool/cat", "upsampled", "ddc_add", True, "ddc_added", -1, 1, None))
     rows.append(("pool/dog", "pool/dog", "upsampled", "ddc_select", False, "ddc_not_novel", -1, 1,
@@ -254,6 +254,16 @@ def metadata_schema() -> dict[str, Any]:
             "encoder": {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]},
             "dim": {"type": "integer", "minimum": 1},
             "dtype": {"enum": ["float32", "float16"]},
+            "edits": {"type": "array", "description": "edits after the step that made the table, oldest first",
+                      "items": {"type": "object",
+                                "properties": {"command": {"type": "array", "items": {"type": "string"}},
+                                               "curate_version": {"type": "string"},
+                                               "note": {"type": "string"},
+                                               "source": {"type": "object"},
+                                               "rows": {"type": "integer", "minimum": 0},
+                                               "source_rows": {"type": "integer", "minimum": 0}},
+                                "required": ["command", "curate_version", "note", "source", "rows",
+                                             "source_rows"]}},
         },
         "required": ["format", "format_version", "curate_version", "command", "params", "seed", "inputs"],
         "allOf": by_format,

@@ -1,11 +1,12 @@
 """Content distribution: how spread the training references are, and where pool candidates fall.
 
 The thresholds are DDCUp's (METHOD.md): ``r`` is the median distance from a training reference to its
-nearest other reference, ``max_spread`` (maxT_all) the largest distance between two references. A
-pool candidate is *novel* when its nearest training reference is farther than ``r`` and *in
-distribution* when its farthest training reference is nearer than ``max_spread``; it is *eligible*
-when both hold (before DDCUp's greedy thinning, which ``curate reshape`` applies). Distances are
-cosine distances ``1 - cos``.
+nearest other reference, ``maxT_all`` the largest distance between two references. A pool
+candidate is *novel* when its nearest training reference is farther than ``r`` and *in
+distribution* when its farthest training reference is nearer than ``maxT_all``; it is *eligible*
+when both hold (before DDCUp's greedy thinning, which ``curate reshape`` applies). The test is
+DDCUp's own (:func:`curate.reshape.upsample.place_candidates`). Distances are cosine distances
+``1 - cos``.
 """
 
 from __future__ import annotations
@@ -15,38 +16,20 @@ from typing import Any
 
 import numpy as np
 
-from curate.reshape.neighbours import knn
-from curate.reshape.upsample import content_thresholds
-
-
-@dataclass(frozen=True)
-class PoolPlacement:
-    """Where each pool candidate lies relative to the training references.
-
-    ``min_distance[i]`` / ``max_distance[i]``: distance from candidate i to its nearest / farthest
-    training reference; ``novel``, ``in_distribution``, ``eligible``: boolean masks [n_candidates].
-    """
-
-    candidate_ids: np.ndarray
-    min_distance: np.ndarray
-    max_distance: np.ndarray
-    novel: np.ndarray
-    in_distribution: np.ndarray
-
-    @property
-    def eligible(self) -> np.ndarray:
-        return self.novel & self.in_distribution
+from curate.reshape.upsample import CandidatePlacement, content_thresholds, place_candidates
 
 
 @dataclass(frozen=True)
 class ContentDistribution:
-    """Spread of the training references (``nearest_distance`` [n_refs]) and DDCUp's thresholds."""
+    """Spread of the training references (``nearest_distance`` [n_refs]) and DDCUp's thresholds;
+    with a pool, its candidates' ids and their placement (DDCUp's own eligibility test)."""
 
     reference_ids: np.ndarray
     nearest_distance: np.ndarray
     novelty_threshold: float
     max_spread: float
-    pool: PoolPlacement | None = None
+    candidate_ids: np.ndarray | None = None
+    pool: CandidatePlacement | None = None
 
 
 def content_distribution(
@@ -66,21 +49,13 @@ def content_distribution(
     pool = None
     if candidate_vectors is not None:
         assert candidate_ids is not None
-        _, nearest = knn(candidate_vectors, reference_vectors, 1, device=device)
-        _, farthest = knn(candidate_vectors, reference_vectors, 1, farthest=True, device=device)
-        min_d, max_d = nearest[:, 0], farthest[:, 0]
-        pool = PoolPlacement(
-            candidate_ids=np.asarray(candidate_ids, dtype=object),
-            min_distance=min_d,
-            max_distance=max_d,
-            novel=min_d > thresholds.novelty_threshold,
-            in_distribution=max_d < thresholds.max_spread,
-        )
+        pool = place_candidates(candidate_vectors, reference_vectors, thresholds, device=device)
     return ContentDistribution(
         reference_ids=np.asarray(reference_ids, dtype=object),
         nearest_distance=thresholds.nearest_distance,
         novelty_threshold=thresholds.novelty_threshold,
         max_spread=thresholds.max_spread,
+        candidate_ids=None if candidate_ids is None else np.asarray(candidate_ids, dtype=object),
         pool=pool,
     )
 
@@ -107,18 +82,18 @@ def content_summary(content: ContentDistribution) -> dict[str, Any]:
     """The numbers of a :class:`ContentDistribution` as plain JSON-able data."""
     out: dict[str, Any] = {
         "references": int(content.reference_ids.size),
-        "novelty_threshold_r": content.novelty_threshold,
-        "max_spread": content.max_spread,
+        "r": content.novelty_threshold,
+        "maxT_all": content.max_spread,
         "nearest_distance": describe(content.nearest_distance),
     }
     if content.pool is not None:
         p = content.pool
         out["pool"] = {
-            "candidates": int(p.candidate_ids.size),
+            "candidates": int(p.novel.size),
             "novel": int(p.novel.sum()),
             "in_distribution": int(p.in_distribution.sum()),
             "eligible": int(p.eligible.sum()),
-            "min_distance": describe(p.min_distance),
-            "max_distance": describe(p.max_distance),
+            "min_distance": describe(p.nearest_distance),
+            "max_distance": describe(p.farthest_distance),
         }
     return out

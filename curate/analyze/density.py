@@ -14,37 +14,11 @@ from typing import Any
 import numpy as np
 
 from curate.analyze.content import describe
-from curate.reshape.downsample import (
-    GROUP_CAP,
-    KEEP_FRACTION,
-    MAX_SCORE_GAP,
-    SIMILARITY_THRESHOLD,
-    keep_count,
-    redundancy_groups,
-    sample_keys,
-)
+from curate.analyze.params import CLUSTER_SELECTIONS
+from curate.reshape.downsample import RedundancyGroups, keep_count
+from curate.reshape.params import GROUP_CAP, KEEP_FRACTION
 
-DEFAULT_SAMPLE_CAP = 20_000
-DEFAULT_PCA_DIMS = 32
-DEFAULT_MIN_CLUSTER_SIZE = 10
-CLUSTER_SELECTIONS = ("leaf", "eom")
-DEFAULT_CLUSTER_SELECTION = "leaf"
 NO_DISTORTION = -1
-
-
-def subsample(sample_ids: np.ndarray, cap: int, seed: int) -> np.ndarray:
-    """Indices (ascending) of at most ``cap`` samples: those with the smallest (seed, sample_id) hash.
-
-    A sample's fate depends only on its own id and the seed, so a sample kept in one set (the corpus)
-    is also kept in another (the manifest) when both hold it and both are capped.
-    """
-    n = len(sample_ids)
-    if n <= cap:
-        return np.arange(n)
-    ids = np.asarray(sample_ids, dtype=object)
-    keys = sample_keys(ids, seed)
-    order = np.lexsort((ids.astype(str), keys))
-    return np.sort(order[:cap])
 
 
 @dataclass(frozen=True)
@@ -84,12 +58,12 @@ def fit_projection(vectors: np.ndarray, dims: int, seed: int) -> Projection:
 def find_clusters(
     points: np.ndarray,
     min_cluster_size: int,
-    min_samples: int | None = None,
-    selection: str = DEFAULT_CLUSTER_SELECTION,
+    min_samples: int | None,
+    selection: str,
 ) -> np.ndarray:
     """HDBSCAN labels for [n, d] points: -1 for noise, clusters numbered 0.. by size (largest first).
 
-    ``selection`` is HDBSCAN's cluster selection: ``leaf`` (default) takes the finest clusters of the
+    ``selection`` is HDBSCAN's cluster selection: ``leaf`` takes the finest clusters of the
     condensed tree, which stay comparable between two sets; ``eom`` (excess of mass) may instead
     pick one cluster near the root when the density hierarchy shifts. Ties in size are ordered by
     the cluster's first member, so the numbering is deterministic.
@@ -215,6 +189,11 @@ class Redundancy:
     group_size: np.ndarray
     pairs: int
 
+    @classmethod
+    def of(cls, groups: RedundancyGroups) -> Redundancy:
+        """The numbers an analysis keeps of DRCDown's groups (not the pairs themselves)."""
+        return cls(groups.group_id, groups.group_size, len(groups.pairs))
+
     def group_sizes(self) -> np.ndarray:
         """Sizes of the groups (components with >= 2 members), in group-id order."""
         gid = self.group_id[self.group_id >= 0]
@@ -224,27 +203,6 @@ class Redundancy:
         """Sizes of all components, samples in no redundant pair counting as components of 1."""
         singles = int((self.group_id < 0).sum())
         return np.concatenate([self.group_sizes(), np.ones(singles, np.int64)])
-
-
-def find_redundancy(
-    sample_ids: np.ndarray,
-    vectors: np.ndarray,
-    scores: np.ndarray,
-    *,
-    similarity_threshold: float = SIMILARITY_THRESHOLD,
-    max_score_gap: float = MAX_SCORE_GAP,
-    device: str = "auto",
-) -> Redundancy:
-    """Redundancy groups (cos > threshold and score gap < max gap; components) of scored samples."""
-    groups = redundancy_groups(
-        sample_ids,
-        vectors,
-        scores,
-        similarity_threshold=similarity_threshold,
-        max_score_gap=max_score_gap,
-        device=device,
-    )
-    return Redundancy(groups.group_id, groups.group_size, len(groups.pairs))
 
 
 def redundancy_summary(

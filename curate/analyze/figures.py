@@ -1,4 +1,5 @@
-"""The report's PNG figures (matplotlib, Agg). Each function draws one figure from plain arrays.
+"""The report's plots (matplotlib, Agg). Each ``plot_*`` function draws one figure from plain
+arrays and returns it; :func:`save_png` writes it.
 
 Figures are drawn with fixed sizes, fonts and seeded point order, so the same data gives the same
 PNG bytes. Scatter maps draw points in a seeded random order so that no class hides the others.
@@ -38,8 +39,9 @@ def _pyplot() -> Any:
     return plt
 
 
-def _save(fig: Any, path: Path) -> None:
-    # No timestamp or version in the PNG, so identical data gives identical bytes across releases.
+def save_png(fig: Any, path: Path) -> None:
+    """Write ``fig`` as PNG and close it. No timestamp or version in the PNG, so identical data gives
+    identical bytes across releases."""
     fig.savefig(path, dpi=DPI, metadata={"Software": None})
     _pyplot().close(fig)
 
@@ -87,7 +89,6 @@ class MapPanel:
 
 
 def plot_map(
-    path: Path,
     panels: Sequence[MapPanel],
     colours: Mapping[str, Any],
     *,
@@ -97,7 +98,7 @@ def plot_map(
     legend: bool = True,
     background: str | None = None,
     foreground: Sequence[str] = (),
-) -> None:
+) -> Any:
     """Scatter maps side by side (shared axes), points coloured by category.
 
     ``colours`` maps category -> colour; its order is the legend order. ``background`` names a
@@ -161,7 +162,7 @@ def plot_map(
         legend_width = leg.get_window_extent(fig.canvas.get_renderer()).width / fig.dpi
         right = 1.0 - (legend_width + 0.15) / width
     fig.tight_layout(rect=(0, 0, right, 0.96))
-    _save(fig, path)
+    return fig
 
 
 def _rgba(colour: Any) -> tuple[float, float, float, float]:
@@ -204,7 +205,7 @@ def _integer_log_axis(ax: Any, largest: int) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
-def plot_group_sizes(path: Path, sets: Mapping[str, np.ndarray], *, cap: int, title: str, what: str) -> None:
+def plot_group_sizes(sets: Mapping[str, np.ndarray], *, cap: int, title: str, what: str) -> Any:
     """Two panels: how many groups have each size, and how many samples sit in groups of that size.
 
     ``sets`` maps a set name (before / after) to its group sizes [n_groups]; log-spaced size bins.
@@ -240,10 +241,10 @@ def plot_group_sizes(path: Path, sets: Mapping[str, np.ndarray], *, cap: int, ti
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, frameon=False)
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0, 1, 0.95))
-    _save(fig, path)
+    return fig
 
 
-def plot_purity_by_level(path: Path, sets: Mapping[str, Sequence[Mapping[str, Any]]], *, title: str) -> None:
+def plot_purity_by_level(sets: Mapping[str, Sequence[Mapping[str, Any]]], *, title: str) -> Any:
     """Mean cluster purity by reference (solid) and by distortion type (dashed) per level."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
@@ -269,18 +270,17 @@ def plot_purity_by_level(path: Path, sets: Mapping[str, Sequence[Mapping[str, An
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     ax.set_title(title)
     fig.tight_layout()
-    _save(fig, path)
+    return fig
 
 
 def plot_nn_distances(
-    path: Path,
     before: np.ndarray,
     r: float,
     max_spread: float,
     *,
     after: np.ndarray | None = None,
     r_after: float | None = None,
-) -> None:
+) -> Any:
     """Histogram of each reference's distance to its nearest other reference, with r (and after)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(9, 4.2))
@@ -312,22 +312,23 @@ def plot_nn_distances(
     ax.grid(True, lw=0.3, alpha=0.5)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
-    _save(fig, path)
+    return fig
 
 
 def plot_pool_placement(
-    path: Path,
     min_distance: np.ndarray,
     max_distance: np.ndarray,
+    novel: np.ndarray,
+    inside: np.ndarray,
     r: float,
     max_spread: float,
     *,
     seed: int,
-) -> None:
-    """Pool candidates by distance to their nearest (x) and farthest (y) training reference."""
+) -> Any:
+    """Pool candidates by distance to their nearest (x) and farthest (y) training reference,
+    coloured by DDCUp's tests (``novel``, ``inside``: the distribution) as placed by
+    :func:`curate.reshape.upsample.place_candidates`."""
     plt = _pyplot()
-    novel = min_distance > r
-    inside = max_distance < max_spread
     status = np.where(
         novel & inside,
         "eligible",
@@ -382,10 +383,10 @@ def plot_pool_placement(
     ax.grid(True, lw=0.3, alpha=0.5)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
-    _save(fig, path)
+    return fig
 
 
-def plot_scores(path: Path, before: np.ndarray, after: Mapping[str, np.ndarray] | None) -> None:
+def plot_scores(before: np.ndarray, after: Mapping[str, np.ndarray] | None) -> Any:
     """Score histograms: the corpus samples, and the manifest's rows stacked by origin."""
     plt = _pyplot()
     panels = 1 if after is None else 2
@@ -416,4 +417,4 @@ def plot_scores(path: Path, before: np.ndarray, after: Mapping[str, np.ndarray] 
         ax.set_xlabel("score (0-10, higher = better)")
         ax.grid(True, lw=0.3, alpha=0.5)
     fig.tight_layout()
-    _save(fig, path)
+    return fig

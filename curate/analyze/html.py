@@ -97,12 +97,12 @@ def _key_numbers(summary: dict[str, Any]) -> list[tuple[str, str, str | None]]:
     row("scored samples", ("scored",))
     row("mean score", ("score", "mean"))
     content = summary.get("content", {})
-    if "novelty_threshold_r" in content:
+    if "r" in content:
         heading("Content (exact)")
         after = content.get("after", {}) if has_after else None
         for label, key in (
-            ("novelty threshold r", "novelty_threshold_r"),
-            ("max spread maxT_all", "max_spread"),
+            ("novelty threshold r", "r"),
+            ("max spread maxT_all", "maxT_all"),
         ):
             rows.append((label, _fmt(content.get(key)), _fmt(after.get(key)) if after is not None else None))
     heading("HDBSCAN clusters (sampled)")
@@ -194,6 +194,12 @@ def _param(name: str, value: Any) -> str:
     return _fmt(value)
 
 
+def _source(source: str | None) -> str:
+    """Where a DRCDown threshold came from, after its value."""
+    words = {"manifest": "from the manifest", "given": "given", "default": "default"}
+    return "" if source is None else f' <span class="note">({words.get(source, escape(source))})</span>'
+
+
 def _data_link(figure: Figure) -> str:
     if figure.data is None:
         return ""
@@ -239,7 +245,7 @@ def render_index(summary: dict[str, Any], figures: Sequence[Figure]) -> str:
     note = _get(summary, "content", "note")
     if note:
         parts.append(f'<p class="note">{escape(str(note))}</p>')
-    inputs = [(escape(name), escape(str(info["path"]))) for name, info in summary["inputs"].items()]
+    inputs = [(escape(name), escape(str(path))) for name, path in summary["input_paths"].items()]
     parts.append(_table(["input", "path"], inputs, numeric_from=2))
     parts.append("</div></div>")
 
@@ -267,11 +273,12 @@ def render_index(summary: dict[str, Any], figures: Sequence[Figure]) -> str:
                 parts.append("<h3>Largest clusters: manifest</h3>" + _clusters_table(summary, "after"))
 
     p = summary["params"]
+    source = summary.get("thresholds_source", {})
     parts.append("<h2>Parameters</h2>")
     parts.append(
         _table(
             ["parameter", "value"],
-            [(escape(k), _param(k, v)) for k, v in p.items()],
+            [(escape(k), _param(k, v) + _source(source.get(k))) for k, v in p.items()],
         )
     )
     parts.append(

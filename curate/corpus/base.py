@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from curate.errors import CurateError
+from curate.errors import CurateError, CurateWarning
 from curate.fsio import fingerprint
 
 IMAGE_EXTENSIONS = frozenset({".bmp", ".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".gif"})
@@ -171,21 +172,55 @@ class FileIndex:
 
 
 def walk_files(base: Path, recursive: bool) -> list[str]:
-    """Files under ``base`` (relative POSIX paths, sorted), skipping hidden entries; one scandir per folder."""
+    """Files under ``base`` (relative POSIX paths, sorted), skipping hidden entries; one scandir per folder.
+
+    Symbolic links are followed wherever they point (a dataset is often a farm of links into
+    shared storage); paths are recorded as seen under ``base``, so they never leave it. A link to
+    a folder that contains it (a loop) and a link whose target does not exist are skipped, each
+    with a :class:`~curate.errors.CurateWarning` naming it.
+    """
     out: list[str] = []
-    stack = [("", str(base))]
+    top = os.stat(base)
+    stack = [("", str(base), frozenset({(top.st_dev, top.st_ino)}))]
     while stack:
-        rel_dir, abs_dir = stack.pop()
-        with os.scandir(abs_dir) as entries:
-            for entry in entries:
-                if entry.name.startswith("."):
+        rel_dir, abs_dir, ancestors = stack.pop()
+        try:
+            with os.scandir(abs_dir) as listing:
+                entries = list(listing)
+        except OSError as exc:
+            raise IngestError(f"{abs_dir}: cannot list this folder ({exc.strerror or exc})") from None
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            rel = f"{rel_dir}{entry.name}"
+            try:
+                is_dir = entry.is_dir()
+                is_file = not is_dir and entry.is_file()
+            except OSError:  # a link to itself, or a chain of links too long to follow
+                is_dir = is_file = False
+            if is_dir:
+                if not recursive:
                     continue
-                rel = f"{rel_dir}{entry.name}"
-                if entry.is_dir():
-                    if recursive:
-                        stack.append((rel + "/", entry.path))
-                elif entry.is_file():
-                    out.append(rel)
+                info = entry.stat()
+                key = (info.st_dev, info.st_ino)
+                if key in ancestors:
+                    warnings.warn(
+                        f"{entry.path}: symbolic link loop (it leads to {os.path.realpath(entry.path)}, "
+                        "a folder that contains it); skipped",
+                        CurateWarning,
+                        stacklevel=2,
+                    )
+                    continue
+                stack.append((rel + "/", entry.path, ancestors | {key}))
+            elif is_file:
+                out.append(rel)
+            elif entry.is_symlink():
+                warnings.warn(
+                    f"{entry.path}: broken symbolic link (its target {os.readlink(entry.path)!r} "
+                    "cannot be reached); skipped",
+                    CurateWarning,
+                    stacklevel=2,
+                )
     out.sort()
     return out
 
@@ -314,13 +349,23 @@ def mat_strings(value: np.ndarray) -> list[str]:
     return out
 
 
+def cell_text(value: Any) -> str:
+    """A label-file cell as a message shows it: ``'abc'``, ``'inf'``, or ``empty`` (blank or NaN)."""
+    if value is None or (isinstance(value, (float, np.floating)) and np.isnan(value)):
+        return "empty"
+    text = str(value.item() if isinstance(value, np.generic) else value).strip()
+    return repr(text) if text else "empty"
+
+
 def to_float(values: pd.Series, where: str, column: str, row_labels: Sequence[str]) -> np.ndarray:
     """Numeric scores, or an error naming the first row that is not a finite number."""
     numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
     bad = ~np.isfinite(numbers)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise IngestError(f"{where}: {row_labels[i]}: {column} {values.iloc[i]!r} is not a finite number")
+        cell = cell_text(values.iloc[i])
+        what = f"{column} is empty or NaN" if cell in ("empty", "'nan'", "'NaN'") else f"{column} {cell}"
+        raise IngestError(f"{where}: {row_labels[i]}: {what}, not a finite number")
     return numbers
 
 

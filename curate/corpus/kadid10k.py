@@ -20,6 +20,7 @@ from curate.corpus.base import (
     FileIndex,
     Ingested,
     IngestError,
+    cell_text,
     concat_rows,
     dataset_root,
     input_fingerprints,
@@ -55,7 +56,7 @@ def read(root: Path, options: ReaderOptions) -> Ingested:
     parsed = [NAME_RE.match(s) for s in dist_stems]
     for i, m in enumerate(parsed):
         if m is None:
-            raise IngestError(f"{labels}: {rows[i]}: dist_img {df['dist_img'].iloc[i]!r} is not named Ixx_tt_ll")
+            raise IngestError(f"{labels}: {rows[i]}: dist_img {cell_text(df['dist_img'].iloc[i])} is not named Ixx_tt_ll")
     distorted = make_rows(
         source=source,
         sample_ids=[f"{source}/{s}" for s in dist_stems],

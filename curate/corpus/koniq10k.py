@@ -25,6 +25,7 @@ from curate.corpus.base import (
     FileIndex,
     Ingested,
     IngestError,
+    cell_text,
     dataset_root,
     first_existing,
     input_fingerprints,
@@ -64,7 +65,7 @@ def read(root: Path, options: ReaderOptions) -> Ingested:
         bad = split.notna() & norm.isna()
         if bad.any():
             i = int(bad.to_numpy().nonzero()[0][0])
-            raise IngestError(f"{labels}: {rows[i]}: set {split.iloc[i]!r} is not training/validation/test")
+            raise IngestError(f"{labels}: {rows[i]}: set {cell_text(split.iloc[i])} is not training/validation/test")
         split = norm.tolist()
     folder = options.images
     if folder is None:

@@ -6,8 +6,9 @@ Steps (every one is the same library function its CLI verb calls; every output l
 2. ``corpus.parquet``, ``pool_refs.parquet``, ``test_corpus.parquet``: ``ingest``.
 3. ``pool/``: ``synthesize`` of the pool references (the preset's types, all five levels).
 4. ``embeddings/{train,pool,test}``: ``embed`` with CLIP when its weights are available here, else
-   the weight-free ``imagestats`` encoder, with a loud warning that is also recorded in the
-   embeddings' metadata.
+   the packaged ImageNet EfficientNet-Lite0 (timm, installed from the package index, offline), with
+   a note that is also recorded in the embeddings' metadata; ``--encoder imagestats`` is the
+   weight-free choice.
 5. ``manifest_original.parquet`` (the preset's types, nothing reshaped),
    ``manifest_paper.parquet`` (the paper's rule) and ``manifest_reshaped.parquet`` (reshaped to the
    size of the original set, so the comparison is at equal size): ``reshape``.
@@ -20,7 +21,6 @@ Steps (every one is the same library function its CLI verb calls; every output l
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,11 +28,12 @@ from typing import Any
 
 import click
 
-from curate.errors import WeightsUnavailable
+from curate.errors import CurateError, WeightsUnavailable
 from curate.fsio import atomic_write_text
+from curate.jsonio import json_text
 
 DEFAULT_PRESET = "livec"
-ENCODER_FALLBACK = "imagestats"
+ENCODER_FALLBACK = "timm"  # its default: the packaged ImageNet EfficientNet-Lite0, pretrained and offline
 TRAIN_SEED = 123
 VAL_FRACTION = 0.25  # of the training references, held out for model selection
 
@@ -59,13 +60,16 @@ def _say(message: str, quiet: bool) -> None:
 def _embed_all(
     corpora: dict[str, Path], out: Path, encoder: str, workers: int, quiet: bool
 ) -> tuple[dict[str, Path], str, list[str]]:
-    """Embed each corpus with one encoder; CLIP if possible, else the weight-free fallback."""
+    """Embed each corpus with one encoder; ``auto``: CLIP if its weights are here, else EfficientNet-Lite0.
+
+    The choice, and the reason for a fallback, are recorded in the embeddings' metadata (``notes``).
+    """
     from curate.embed.runner import embed_corpus
 
     warnings: list[str] = []
     chosen = "clip" if encoder == "auto" else encoder
     dirs = {name: out / "embeddings" / name for name in corpora}
-    notes: list[str] = []
+    notes: list[str] = ["demo: --encoder auto chose clip (its weights are available)"] if encoder == "auto" else []
     first = next(iter(corpora))
     done: set[str] = set()
     try:
@@ -76,16 +80,24 @@ def _embed_all(
         if encoder != "auto":
             raise
         reason = str(exc).splitlines()[0]
-        banner = (
-            "WARNING: CLIP weights are not available on this machine "
-            f"({reason}). The demo falls back to the weight-free '{ENCODER_FALLBACK}' encoder "
-            "(colour and texture statistics): its figures show the pipeline working, not CLIP's "
-            "results. Supply weights with 'curate embed --pretrained FILE|local-dir:DIR' for the real thing."
+        message = (
+            f"CLIP weights are not available on this machine ({reason}). The demo uses the packaged "
+            "ImageNet EfficientNet-Lite0 (timm, offline) instead. Supply CLIP weights with "
+            "'curate embed --pretrained FILE|local-dir:DIR' to use CLIP."
         )
-        click.secho(banner, err=True, fg="yellow", bold=True)
-        warnings.append(banner)
+        click.secho(message, err=True, fg="yellow", bold=True)
+        warnings.append(message)
         chosen = ENCODER_FALLBACK
-        notes = [f"demo fallback: CLIP unavailable ({reason})"]
+        notes = [f"demo fallback: CLIP unavailable ({reason}); used the packaged EfficientNet-Lite0"]
+        try:
+            embed_corpus(corpora[first], dirs[first], encoder=chosen, workers=workers, notes=notes, quiet=quiet)
+        except WeightsUnavailable as fallback:
+            raise CurateError(
+                f"--encoder auto: neither CLIP weights ({reason}) nor the packaged EfficientNet-Lite0 "
+                f"({str(fallback).splitlines()[0]}) are available; install it or use --encoder imagestats "
+                "(weight-free)"
+            ) from None
+        done.add(first)
     for name, corpus in corpora.items():
         if name not in done:
             embed_corpus(corpus, dirs[name], encoder=chosen, workers=workers, notes=notes, quiet=quiet)
@@ -106,16 +118,18 @@ def run_demo(
 
     ``all_types=False`` renders the demo corpus with the preset's types only (a quicker run with
     the same steps, used by the tests). ``encoder="auto"`` uses CLIP when its weights are available
-    and otherwise falls back, loudly, to ``imagestats``.
+    and otherwise the packaged ImageNet EfficientNet-Lite0 (timm), saying so.
     """
+    from curate.analyze.params import AnalyzeParams
     from curate.analyze.report import analyze
     from curate.corpus import ingest
     from curate.corpus.options import ReaderOptions
     from curate.demo.corpus import build_demo_corpus
+    from curate.distort.presets import parse_types
     from curate.distort.synthesize import synthesize
     from curate.export import export_manifest
+    from curate.reshape.params import ReshapeParams
     from curate.reshape.pipeline import reshape
-    from curate.reshape.presets import parse_types
     from curate.train import train
 
     out = Path(out_dir).resolve()
@@ -151,16 +165,16 @@ def run_demo(
         "paper": out / "manifest_paper.parquet",
         "reshaped": out / "manifest_reshaped.parquet",
     }
-    # The original training set: the selected types with DRCDown off (no pair has cosine above 1).
-    original = reshape(corpus, emb["train"], manifests["original"], types=preset, seed=seed, similarity_threshold=1.0)
+    # The original training set: the selected types, DRCDown off, no pool.
+    original = reshape(corpus, emb["train"], manifests["original"], params=ReshapeParams(types=preset, seed=seed, drc=False))
     paper = reshape(
         corpus, emb["train"], manifests["paper"], pool=pool_corpus, pool_embeddings=emb["pool"],
-        types=preset, seed=seed,
+        params=ReshapeParams(types=preset, seed=seed),
     )
     # Reshaped to the original set's size, so the two training runs compare at equal size.
     reshaped = reshape(
         corpus, emb["train"], manifests["reshaped"], pool=pool_corpus, pool_embeddings=emb["pool"],
-        types=preset, seed=seed, target_size=len(original.manifest),
+        params=ReshapeParams(types=preset, seed=seed, target_size=len(original.manifest)),
     )
     rows = {"original": len(original.manifest), "paper": len(paper.manifest), "reshaped": len(reshaped.manifest)}
     upsampled = {
@@ -171,7 +185,7 @@ def run_demo(
     _say(f"[6/8] analyze -> {out / 'report'}", quiet)
     analyze(
         corpus, emb["train"], out / "report", pool=pool_corpus, pool_embeddings=emb["pool"],
-        manifest=manifests["reshaped"], types=types, seed=seed, quiet=True,
+        manifest=manifests["reshaped"], params=AnalyzeParams(types=types, seed=seed), quiet=True,
     )
 
     _say("[7/8] export the reshaped manifest for pyiqa", quiet)
@@ -188,9 +202,7 @@ def run_demo(
             quiet=True, seed=TRAIN_SEED, val_fraction=VAL_FRACTION,
         )
         comparison[name] = {"rows": rows[name], "upsampled": upsampled[name], "summary": summary}
-    atomic_write_text(
-        out / "comparison.json", json.dumps(comparison, indent=2, sort_keys=True, default=str) + "\n"
-    )
+    atomic_write_text(out / "comparison.json", json_text(comparison, sort_keys=True))
     return DemoResult(out, chosen, manifests, out / "report" / "index.html", export_dir, runs, comparison, warnings)
 
 

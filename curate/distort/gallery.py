@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from curate.distort.names import output_name, reference_name
 from curate.distort.registry import DISTORTIONS, distortion_rng
 from curate.fsio import atomic_path
 from curate.images import load_rgb
@@ -98,8 +99,6 @@ def gallery_from_folder(
     path: str | os.PathLike[str],
 ) -> Path:
     """Draw the gallery of reference ``key`` from the images ``synthesize`` wrote into ``folder``."""
-    from curate.distort.synthesize import output_name, reference_name
-
     folder = Path(folder)
     reference = load_rgb(folder / reference_name(key))
     images = {}

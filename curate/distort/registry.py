@@ -26,13 +26,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from curate.distort import functions as f
+from curate.distort.presets import ALL_TYPES, LEVELS  # noqa: F401  (LEVELS is part of this module's interface)
 
 # Largest image (pixels) a distortion accepts: 16 megapixels, e.g. 4896 x 3264. Above it the float
 # working copies of one image would take gigabytes per worker. IQA corpora are far smaller
 # (KADID/KADIS 512 x 384).
 MAX_PIXELS = 16_000_000
-
-LEVELS: tuple[int, ...] = (1, 2, 3, 4, 5)
 
 Core = Callable[[np.ndarray, float, np.random.Generator], np.ndarray]
 
@@ -130,6 +129,7 @@ DISTORTIONS: dict[int, Distortion] = {
     for number, name, label, parameter, values, core in _TABLE
 }
 BY_NAME: dict[str, Distortion] = {d.name: d for d in DISTORTIONS.values()}
+assert tuple(DISTORTIONS) == ALL_TYPES, "the presets' type numbers are the registry's"
 
 # Types whose KADID levels are not ordered by strength (see the module docstring).
 NON_MONOTONIC_TYPES: tuple[int, ...] = (18, 25)

@@ -15,8 +15,11 @@ folder ``DIR`` (not the folder of the references):
 
 Each output's randomness comes from :func:`~curate.distort.registry.distortion_rng` (seed,
 reference stem, type, level), so the images are the same whatever ``workers`` is. Work is spread
-over a process pool in (reference, type) tasks. Reruns keep outputs that already exist (all writes
-are atomic, so an existing file is complete).
+over worker processes in (reference, type) tasks; the workers exit when the run is killed. Reruns
+keep outputs that already exist (all writes are atomic, so an existing file is complete). A run
+holds the folder's lock (``.curate.lock``) from start to end: a second run into the same folder is
+refused, whatever its seed, and the hidden temporary files a killed run left there are removed
+when the next run starts.
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ import multiprocessing
 import os
 import re
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
@@ -34,12 +36,13 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from curate.distort.names import output_name, reference_name
+from curate.distort.presets import ALL_TYPES
 from curate.distort.registry import DISTORTIONS, LEVELS, MAX_PIXELS, distortion_rng
 from curate.errors import CurateError, ImageError
-from curate.fsio import atomic_path, atomic_write_text, fingerprint
+from curate.fsio import atomic_path, atomic_write_text, fingerprint, folder_lock, remove_stale_temporaries
 from curate.images import load_rgb, reject_reason
 from curate.progress import Progress
-from curate.reshape.presets import ALL_TYPES
 from curate.schema import corpus_root, make_metadata, read_corpus, write_table
 
 SOURCE = "synthesized"
@@ -122,15 +125,6 @@ class SynthesisSummary:
     gallery_path: Path | None = None
 
 
-def output_name(key: str, distortion: int, level: int) -> str:
-    """KADID file name of one distorted image: ``{key}_{tt:02d}_{ll:02d}.png``."""
-    return f"{key}_{distortion:02d}_{level:02d}.png"
-
-
-def reference_name(key: str) -> str:
-    return f"{key}.png"
-
-
 def write_png(path: Path, image: np.ndarray) -> None:
     """Write a uint8 H x W x 3 array as PNG, atomically."""
     with atomic_path(path) as tmp:
@@ -195,6 +189,24 @@ def render_task(task: RenderTask) -> RenderResult:
     return result
 
 
+class _Tasks:
+    """``func(items[i])`` as a map-style dataset, so a DataLoader's workers run the tasks."""
+
+    def __init__(self, func: Callable[[Any], Any], items: Sequence[Any]) -> None:
+        self.func = func
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.func(self.items[index])
+
+
+def _as_is(result: Any) -> Any:
+    return result
+
+
 def run_parallel(
     func: Callable[[T], R],
     items: Sequence[T],
@@ -205,10 +217,14 @@ def run_parallel(
     weights: Sequence[int] | None = None,
     quiet: bool = False,
 ) -> list[R]:
-    """``[func(item) for item in items]`` on a pool of ``workers`` processes, results in input order.
+    """``[func(item) for item in items]`` on ``workers`` processes, results in input order.
 
-    At most ``4 * workers`` tasks are in flight, so millions of tasks never sit in memory at once.
-    ``weights`` (units of progress per item) defaults to one per item. ``workers <= 1`` runs here.
+    The processes are the workers of a torch DataLoader, the pool ``curate embed`` decodes with:
+    each worker watches its parent and exits when the parent is gone, so a killed run leaves no
+    worker behind (a worker finishes at most the task in hand, then exits within about 5 s), and
+    a worker that dies fails the run instead of hanging it. At most ``4 * workers`` tasks are
+    queued at once, so millions of tasks never sit in memory. ``weights`` (units of progress per
+    item) defaults to one per item. ``workers <= 1`` runs here.
     """
     weights = list(weights) if weights is not None else [1] * len(items)
     results: list[Any] = [None] * len(items)
@@ -218,24 +234,19 @@ def run_parallel(
                 results[i] = func(item)
                 bar.update(weights[i])
             return results
-        context = multiprocessing.get_context(START_METHOD)
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            pending: dict[Future[Any], int] = {}
-            queue = iter(range(len(items)))
-            limit = 4 * workers
-            for i in queue:
-                pending[pool.submit(func, items[i])] = i
-                if len(pending) >= limit:
-                    break
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    i = pending.pop(future)
-                    results[i] = future.result()
-                    bar.update(weights[i])
-                    nxt = next(queue, None)
-                    if nxt is not None:
-                        pending[pool.submit(func, items[nxt])] = nxt
+        from torch.utils.data import DataLoader
+
+        loader = DataLoader(
+            _Tasks(func, items),
+            batch_size=None,
+            collate_fn=_as_is,
+            num_workers=min(workers, len(items)),
+            multiprocessing_context=START_METHOD,
+            prefetch_factor=4,
+        )
+        for i, result in enumerate(loader):
+            results[i] = result
+            bar.update(weights[i])
     return results
 
 
@@ -333,49 +344,52 @@ def synthesize(
     if Path(refs).is_dir() and out.resolve() == Path(refs).resolve():
         raise CurateError(f"{out}: write the outputs to another folder than the reference images")
     references, inputs = collect_references(refs, source=source)
-    out.mkdir(parents=True, exist_ok=True)
-    _claim_folder(out, references, seed)
-    # The corpus table is written last; an older one must not sit beside a half-finished run.
-    (out / CORPUS_NAME).unlink(missing_ok=True)
+    with folder_lock(out, "synthesize"):
+        remove_stale_temporaries(out)  # left by a killed run (a single-worker run writes in this process)
+        _claim_folder(out, references, seed)
+        # The corpus table is written last; an older one must not sit beside a half-finished run.
+        (out / CORPUS_NAME).unlink(missing_ok=True)
 
-    tasks = [
-        RenderTask(ref, out, (t,), levels, seed, max_pixels=max_pixels, write_reference=(i == 0))
-        for ref in references
-        for i, t in enumerate(types)
-    ]
-    results = run_parallel(
-        render_task, tasks, workers, desc="synthesize", unit="img", weights=[len(levels)] * len(tasks), quiet=quiet
-    )
-    rows, rejects, written, kept = _collect(references, tasks, results, source)
-
-    params = {
-        "types": list(types),
-        "levels": list(levels),
-        "generator": "kadid",
-        "max_pixels": max_pixels,
-        "source": source,
-    }
-    rejects_path = out / REJECTS_NAME
-    reject_frame = pd.DataFrame(rejects, columns=["sample_id", "path", "stage", "reason", "message"])
-    write_table(reject_frame, rejects_path, "rejects", make_metadata("rejects", params=params, seed=seed, inputs=inputs))
-    if max_rejects is not None and len(rejects) > max_rejects:
-        raise CurateError(
-            f"{len(rejects)} rejects exceed --max-rejects {max_rejects}; see {rejects_path} "
-            "(no corpus table was written; rerun to resume)"
+        tasks = [
+            RenderTask(ref, out, (t,), levels, seed, max_pixels=max_pixels, write_reference=(i == 0))
+            for ref in references
+            for i, t in enumerate(types)
+        ]
+        results = run_parallel(
+            render_task, tasks, workers, desc="synthesize", unit="img", weights=[len(levels)] * len(tasks),
+            quiet=quiet,
         )
-    if not any(row["is_reference"] for row in rows):
-        raise CurateError(f"no reference could be distorted; see {rejects_path}")
-    corpus_path = out / CORPUS_NAME
-    frame = pd.DataFrame(rows)
-    meta = make_metadata("corpus", params=params, seed=seed, inputs=inputs, root=str(out.resolve()))
-    write_table(frame, corpus_path, "corpus", meta)
+        rows, rejects, written, kept = _collect(references, tasks, results, source)
 
-    gallery_path = None
-    if gallery is not None:
-        from curate.distort.gallery import gallery_from_folder
+        params = {
+            "types": list(types),
+            "levels": list(levels),
+            "generator": "kadid",
+            "max_pixels": max_pixels,
+            "source": source,
+        }
+        rejects_path = out / REJECTS_NAME
+        reject_frame = pd.DataFrame(rejects, columns=["sample_id", "path", "stage", "reason", "message"])
+        reject_meta = make_metadata("rejects", params=params, seed=seed, inputs=inputs)
+        write_table(reject_frame, rejects_path, "rejects", reject_meta)
+        if max_rejects is not None and len(rejects) > max_rejects:
+            raise CurateError(
+                f"{len(rejects)} rejects exceed --max-rejects {max_rejects}; see {rejects_path} "
+                "(no corpus table was written; rerun to resume)"
+            )
+        if not any(row["is_reference"] for row in rows):
+            raise CurateError(f"no reference could be distorted; see {rejects_path}")
+        corpus_path = out / CORPUS_NAME
+        frame = pd.DataFrame(rows)
+        meta = make_metadata("corpus", params=params, seed=seed, inputs=inputs, root=str(out.resolve()))
+        write_table(frame, corpus_path, "corpus", meta)
 
-        first = next(r for r in references if any(row["sample_id"] == r.sample_id for row in rows))
-        gallery_path = gallery_from_folder(out, first.key, types, levels, gallery)
+        gallery_path = None
+        if gallery is not None:
+            from curate.distort.gallery import gallery_from_folder
+
+            first = next(r for r in references if any(row["sample_id"] == r.sample_id for row in rows))
+            gallery_path = gallery_from_folder(out, first.key, types, levels, gallery)
     return SynthesisSummary(
         out_dir=out,
         corpus_path=corpus_path,

@@ -1,23 +1,24 @@
 """``curate embed``: image embeddings of a corpus, resumable, on one machine or on Ray.
 
 Pieces (each does one thing): :mod:`~curate.embed.encoders` (the registry: clip, resnet50,
-imagestats), :mod:`~curate.embed.preprocess`, :mod:`~curate.embed.reader` (files -> batches),
-:mod:`~curate.embed.mapper` (batches -> embeddings), :mod:`~curate.embed.writer` (embeddings ->
-shards), :mod:`~curate.embed.shards` (which sample goes to which shard), the engines
-(:mod:`~curate.embed.local_engine`, :mod:`~curate.embed.ray_engine`) and
-:mod:`~curate.embed.runner`, whose :func:`embed_corpus` ties them together.
+imagestats), :mod:`~curate.embed.config` (the settings of a run), :mod:`~curate.embed.preprocess`,
+:mod:`~curate.embed.reader` (files -> batches), :mod:`~curate.embed.mapper` (batches ->
+embeddings), :mod:`~curate.embed.writer` (embeddings -> shards), :mod:`~curate.embed.shards`
+(which sample goes to which shard), the engines (:mod:`~curate.embed.local_engine`,
+:mod:`~curate.embed.ray_engine`) and :mod:`~curate.embed.runner`, whose :func:`embed_corpus` ties
+them together. The names below load on first use, so the command line can read the settings and
+the registry without the engines.
 """
 
-from curate.embed.encoders import DEFAULT_ENCODER, ENCODERS, Encoder, EncoderSpec
-from curate.embed.runner import DEFAULT_MAX_REJECTS, DEFAULT_SHARD_SIZE, EmbedResult, embed_corpus
+from __future__ import annotations
 
-__all__ = [
-    "DEFAULT_ENCODER",
-    "DEFAULT_MAX_REJECTS",
-    "DEFAULT_SHARD_SIZE",
-    "ENCODERS",
-    "EmbedResult",
-    "Encoder",
-    "EncoderSpec",
-    "embed_corpus",
-]
+from curate.lazy import lazy_exports
+
+__all__, __getattr__ = lazy_exports(
+    __name__,
+    {
+        "curate.embed.encoders": ["DEFAULT_ENCODER", "ENCODERS", "Encoder", "EncoderSpec"],
+        "curate.embed.config": ["EmbedConfig"],
+        "curate.embed.runner": ["EmbedResult", "embed_corpus"],
+    },
+)

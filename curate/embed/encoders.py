@@ -9,6 +9,14 @@ Encoders:
   benchmarks only).
 * ``resnet50``: torchvision's ImageNet ResNet-50; the 2048-d globally pooled feature before the
   classifier; 224 centre crop of the image resized to 256 (V1) / 232 (V2), ImageNet normalisation.
+* ``timm``: any timm image model (``--model NAME``, a timm registry name, optionally ``NAME.TAG``);
+  the pooled features before the classifier (``num_classes=0``), preprocessing from the model's
+  pretrained config (input size, crop_pct, crop mode, interpolation, mean/std). Weights: ``package``
+  (the packaged ImageNet EfficientNet-Lite0, installed from the package index, for the default
+  ``tf_efficientnet_lite0``; see :mod:`curate.embed.weights`), a state dict FILE in timm's naming,
+  ``local-dir:DIR`` (timm's own folder layout: ``config.json`` naming the architecture and its
+  pretrained config, plus ``model.safetensors`` or ``pytorch_model.bin``; what
+  ``timm.models.save_for_hf`` writes and a timm hub snapshot holds) or ``random``.
 * ``imagestats``: weight-free colour and texture statistics (see :mod:`curate.embed.imagestats`).
 
 An :class:`EncoderSpec` is the small, picklable request (name, model, pretrained); ``spec.load()``
@@ -20,7 +28,9 @@ another machine, but never mix two encoders in one folder.
 
 from __future__ import annotations
 
+import difflib
 import json
+import math
 import os
 import warnings
 from collections.abc import Callable
@@ -30,8 +40,12 @@ from typing import Any
 
 from curate.embed.preprocess import Preprocessing
 from curate.embed.weights import (
+    PACKAGED_LITE0_DISTRIBUTION,
     cached_hf_file,
+    check_weights_file,
     existing_file,
+    packaged_lite0_state,
+    read_state_dict,
     require_download_possible,
     weights_sha256,
 )
@@ -41,6 +55,11 @@ DEFAULT_ENCODER = "clip"
 DEFAULT_CLIP_MODEL = "ViT-B-32"
 DEFAULT_CLIP_PRETRAINED = {"ViT-B-32": "laion2b_s34b_b79k"}
 DEFAULT_RESNET_WEIGHTS = "IMAGENET1K_V1"
+DEFAULT_TIMM_MODEL = "tf_efficientnet_lite0"
+PACKAGED_WEIGHTS = "package"
+DEFAULT_TIMM_PRETRAINED = {DEFAULT_TIMM_MODEL: PACKAGED_WEIGHTS}
+TIMM_LOCAL_DIR_CONFIG = "config.json"
+TIMM_LOCAL_DIR_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
 RANDOM_WEIGHTS = "random"
 RANDOM_SEED = 0
 LOCAL_DIR_PREFIX = "local-dir:"
@@ -71,7 +90,7 @@ class Encoder:
 
 @dataclass(frozen=True)
 class EncoderSpec:
-    """What to load: registry ``name``, ``model`` (clip only) and ``pretrained`` source. Picklable."""
+    """What to load: registry ``name``, ``model`` (clip and timm) and ``pretrained`` source. Picklable."""
 
     name: str = DEFAULT_ENCODER
     model: str | None = None
@@ -91,8 +110,19 @@ class EncoderSpec:
                         f"--model {model}: no default weights; give --pretrained TAG|FILE|local-dir:DIR"
                     )
             return EncoderSpec("clip", model, pretrained)
+        if self.name == "timm":
+            if self.pretrained and self.pretrained.startswith(LOCAL_DIR_PREFIX):
+                return EncoderSpec("timm", self.model, self.pretrained)  # the folder names the model
+            model = self.model or DEFAULT_TIMM_MODEL
+            pretrained = self.pretrained or DEFAULT_TIMM_PRETRAINED.get(model)
+            if pretrained is None:
+                raise CurateError(
+                    f"--model {model}: no default weights (--pretrained {PACKAGED_WEIGHTS} fits {DEFAULT_TIMM_MODEL}); "
+                    "give --pretrained FILE|local-dir:DIR"
+                )
+            return EncoderSpec("timm", model, pretrained)
         if self.model is not None:
-            raise CurateError(f"--model applies to --encoder clip only, not {self.name}")
+            raise CurateError(f"--model applies to --encoder clip and timm only, not {self.name}")
         if self.name == "resnet50":
             return EncoderSpec("resnet50", None, self.pretrained or DEFAULT_RESNET_WEIGHTS)
         if self.pretrained:
@@ -188,6 +218,7 @@ def _load_clip(spec: EncoderSpec) -> Encoder:
             notes.append(f"{what}: RANDOM weights (seed {RANDOM_SEED}); embeddings are meaningless for curation")
         elif Path(pretrained).expanduser().is_file():
             path = existing_file(pretrained, what)
+            check_weights_file(path, what)
             model = _create_clip(model_name, str(path), what)
             weights = {"kind": "file", "file": path.name, "sha256": weights_sha256(path)}
             model_label = model_name
@@ -263,6 +294,7 @@ def _clip_from_local_dir(pretrained: str, what: str) -> tuple[Any, dict[str, Any
     checkpoint = _find_checkpoint_in_dir(folder)
     if checkpoint is None:
         raise CurateError(f"{what}: no weights (*.safetensors, *.bin, *.pth) in {folder}")
+    check_weights_file(checkpoint, what)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
@@ -312,6 +344,7 @@ def _clip_from_tag(model_name: str, tag: str, what: str) -> tuple[Any, dict[str,
             path = Path(open_clip.download_pretrained(tag_cfg))
         except Exception as exc:  # network failures come in many types
             raise WeightsUnavailable(f"{what}: download failed ({exc}). {_HOW_TO_SUPPLY_CLIP}") from None
+    check_weights_file(path, what)
     preprocess = {k: tag_cfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in tag_cfg}
     model = _create_clip(
         model_name,
@@ -344,25 +377,6 @@ def _quiet_open_clip_logging() -> Callable[[], None]:
 # resnet50 (torchvision)
 
 
-def _load_state_dict_file(path: Path, what: str) -> dict[str, Any]:
-    import torch
-
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path), device="cpu")
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt files raise many types; never fall back to unsafe loading
-        raise CurateError(f"{what}: {path} is not a readable weights file ({str(exc).splitlines()[0][:200]})") from None
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise CurateError(f"{what}: {path} does not hold a state dict")
-    return {k.removeprefix("module."): v for k, v in state.items()}
-
-
 def _load_resnet50(spec: EncoderSpec) -> Encoder:
     import torch
     import torchvision
@@ -390,13 +404,13 @@ def _load_resnet50(spec: EncoderSpec) -> Encoder:
                 f"state dict), or place that file in {cached.parent}.",
             )
             weights_enum.get_state_dict(progress=False, check_hash=True)
-        state = _load_state_dict_file(cached, what)
+        state = read_state_dict(cached, what)
         model.load_state_dict(state)
         weights = {"kind": "tag", "tag": pretrained, "source": weights_enum.url, "file": cached.name,
                    "sha256": weights_sha256(cached)}
     elif Path(pretrained).expanduser().is_file():
         path = existing_file(pretrained, what)
-        state = _load_state_dict_file(path, what)
+        state = read_state_dict(path, what)
         try:
             model.load_state_dict(state)
         except RuntimeError as exc:
@@ -435,6 +449,216 @@ def _load_resnet50(spec: EncoderSpec) -> Encoder:
 
 
 # --------------------------------------------------------------------------------------------
+# timm
+
+
+def _timm_architecture(model_name: str, what: str) -> str:
+    """The registry architecture of ``NAME`` or ``NAME.TAG``; unknown names refused with close matches."""
+    import timm
+    from timm.models import split_model_name_tag
+
+    if any(c in model_name for c in "/\\:"):
+        raise CurateError(
+            f"--model {model_name}: give a timm model name; a model folder goes in --pretrained local-dir:DIR"
+        )
+    architecture, tag = split_model_name_tag(model_name)
+    if not timm.is_model(architecture):
+        close = difflib.get_close_matches(architecture, timm.list_models(), n=3)
+        hint = f"did you mean {', '.join(close)}?" if close else "see timm.list_models()"
+        raise CurateError(f"--model {model_name}: not a timm model ({hint})")
+    if tag:
+        tags = [name.split(".", 1)[1] for name in timm.list_pretrained(f"{architecture}.*")]
+        if tag not in tags:
+            raise CurateError(
+                f"--model {model_name}: {architecture} has no pretrained config {tag!r} "
+                f"(known: {', '.join(tags) or 'none'})"
+            )
+    return architecture
+
+
+def _create_timm(model_name: str, what: str, **kwargs: Any) -> Any:
+    import timm
+
+    try:
+        return timm.create_model(model_name, pretrained=False, **kwargs)
+    except (RuntimeError, ValueError, KeyError, OSError, AssertionError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CurateError(f"{what}: timm cannot build {model_name} ({first[:300]})") from None
+
+
+def _load_timm_state(model: Any, state: dict[str, Any], what: str, file: Path, model_label: str) -> None:
+    """Load ``state`` into ``model`` strictly; any misfit is one line naming the file and the first misfit."""
+    target = model.state_dict()
+    missing = [k for k in target if k not in state]
+    unexpected = [k for k in state if k not in target]
+    other_shape = [k for k in target if k in state and tuple(state[k].shape) != tuple(target[k].shape)]
+    if missing or unexpected or other_shape:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} of the model's tensors missing, first {missing[0]}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected, first {unexpected[0]}")
+        if other_shape:
+            k = other_shape[0]
+            parts.append(
+                f"{len(other_shape)} of another shape, first {k} {list(state[k].shape)} vs {list(target[k].shape)}"
+            )
+        raise CurateError(f"{what}: {file} is not a state dict for timm model {model_label} ({'; '.join(parts)})")
+    model.load_state_dict(state, strict=True)
+
+
+def _timm_from_local_dir(spec: EncoderSpec, what: str) -> tuple[Any, dict[str, Any], str]:
+    assert spec.pretrained is not None
+    folder = Path(spec.pretrained[len(LOCAL_DIR_PREFIX) :]).expanduser()
+    config = folder / TIMM_LOCAL_DIR_CONFIG
+    if not folder.is_dir():
+        raise CurateError(f"{what}: folder {folder} does not exist")
+    if not config.is_file():
+        raise CurateError(
+            f"{what}: {config} is missing (a timm local-dir: folder holds config.json + "
+            f"{' or '.join(TIMM_LOCAL_DIR_WEIGHTS)})"
+        )
+    try:
+        cfg = json.loads(config.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CurateError(f"{config}: not valid JSON ({exc})") from None
+    architecture = cfg.get("architecture") if isinstance(cfg, dict) else None
+    if not isinstance(architecture, str):
+        raise CurateError(f"{config}: has no 'architecture' (timm's config.json names the model)")
+    architecture = _timm_architecture(architecture, what)
+    if spec.model is not None and _timm_architecture(spec.model, what) != architecture:
+        raise CurateError(f"{what}: --model {spec.model} disagrees with {config} ({architecture}); drop --model")
+    found = [folder / name for name in TIMM_LOCAL_DIR_WEIGHTS if (folder / name).is_file()]
+    if not found:
+        raise CurateError(f"{what}: no {' or '.join(TIMM_LOCAL_DIR_WEIGHTS)} in {folder}")
+    state = read_state_dict(found[0], what)
+    model = _create_timm(LOCAL_DIR_PREFIX + str(folder), what)  # timm reads config.json
+    _load_timm_state(model, state, what, found[0], architecture)
+    weights = {
+        "kind": "local-dir",
+        "file": found[0].name,
+        "sha256": weights_sha256(found[0]),
+        "config_sha256": weights_sha256(config),
+    }
+    return model, weights, f"{TIMM_LOCAL_DIR_CONFIG} of the local-dir folder"
+
+
+def _timm_what(spec: EncoderSpec) -> str:
+    model = f" --model {spec.model}" if spec.model else ""
+    return f"--encoder timm{model} --pretrained {spec.pretrained}"
+
+
+def build_timm_model(spec: EncoderSpec) -> tuple[Any, dict[str, Any], str, list[str]]:
+    """The timm model of a ``timm`` spec with its weights, classifier included when the weights have one.
+
+    Returns ``(model, weights, preprocessing_source, notes)``: ``weights`` is the provenance recorded
+    in the encoder identity. The model's ``pretrained_cfg`` carries its preprocessing.
+    """
+    import torch
+    from timm.models import get_pretrained_cfg
+
+    spec = spec.resolved()
+    pretrained = spec.pretrained
+    assert spec.name == "timm" and pretrained is not None
+    what = _timm_what(spec)
+    if pretrained.startswith(LOCAL_DIR_PREFIX):
+        model, weights, source = _timm_from_local_dir(spec, what)
+        return model, weights, source, []
+    model_name = spec.model
+    assert model_name is not None
+    architecture = _timm_architecture(model_name, what)
+    if pretrained == PACKAGED_WEIGHTS:
+        if architecture != DEFAULT_TIMM_MODEL:
+            raise CurateError(
+                f"{what}: the packaged weights are TensorFlow's EfficientNet-Lite0 (\"same\" padding, BatchNorm "
+                f"eps 1e-3, inputs scaled to [-1, 1]) and fit --model {DEFAULT_TIMM_MODEL} only"
+            )
+        model = _create_timm(model_name, what)
+        state, path = packaged_lite0_state({k: tuple(v.shape) for k, v in model.state_dict().items()}, what)
+        _load_timm_state(model, state, what, path, architecture)
+        weights = {"kind": "package", "package": PACKAGED_LITE0_DISTRIBUTION, "file": path.name,
+                   "sha256": weights_sha256(path)}
+        return model, weights, f"timm pretrained config of {model_name}", []
+    if pretrained == RANDOM_WEIGHTS:
+        torch.manual_seed(RANDOM_SEED)
+        model = _create_timm(model_name, what, num_classes=0)
+        note = f"{what}: RANDOM weights (seed {RANDOM_SEED}); embeddings are meaningless for curation"
+        return model, {"kind": "random", "seed": RANDOM_SEED}, f"timm pretrained config of {model_name}", [note]
+    if not Path(pretrained).expanduser().is_file():
+        raise CurateError(
+            f"{what}: neither an existing file, a local-dir: folder, '{PACKAGED_WEIGHTS}' nor '{RANDOM_WEIGHTS}'"
+        )
+    path = existing_file(pretrained, what)
+    state = read_state_dict(path, what)
+    # Build the head the file has (none for a feature-only state dict), so the load stays strict.
+    cfg = get_pretrained_cfg(model_name)
+    heads = cfg.classifier if cfg is not None and cfg.classifier else ()
+    head = (heads,) if isinstance(heads, str) else tuple(heads)
+    classes = next((int(state[f"{h}.weight"].shape[0]) for h in head if f"{h}.weight" in state), 0)
+    model = _create_timm(model_name, what, num_classes=classes)
+    _load_timm_state(model, state, what, path, architecture)
+    note = (
+        f"{what}: a bare weights file does not record its preprocessing; used timm's pretrained config "
+        f"of {model_name}. A local-dir: folder with timm's config.json records it."
+    )
+    weights = {"kind": "file", "file": path.name, "sha256": weights_sha256(path)}
+    return model, weights, f"timm pretrained config of {model_name} (assumed)", [note]
+
+
+def _timm_preprocessing(model: Any, what: str) -> Preprocessing:
+    """timm's evaluation transform (``resolve_model_data_config``) as a :class:`Preprocessing`.
+
+    timm resizes to ``floor(size / crop_pct)`` (the shorter side for ``crop_mode='center'``, both
+    sides for ``'squash'``) and takes the centre ``size`` crop.
+    """
+    from timm.data import DEFAULT_CROP_PCT, resolve_model_data_config
+
+    cfg = resolve_model_data_config(model)
+    _, height, width = cfg["input_size"]
+    if height != width:
+        raise CurateError(f"{what}: non-square input size {height}x{width} is not supported")
+    crop_mode = cfg.get("crop_mode") or "center"
+    modes = {"center": "shortest", "squash": "squash"}
+    if crop_mode not in modes:
+        raise CurateError(f"{what}: timm crop_mode {crop_mode!r} is not supported (center or squash)")
+    crop_pct = float(cfg.get("crop_pct") or DEFAULT_CROP_PCT)
+    try:
+        return Preprocessing(
+            size=int(height),
+            resize=math.floor(height / crop_pct),
+            resize_mode=modes[crop_mode],
+            interpolation=str(cfg.get("interpolation", "bicubic")),
+            mean=tuple(float(v) for v in cfg["mean"]),  # type: ignore[arg-type]
+            std=tuple(float(v) for v in cfg["std"]),  # type: ignore[arg-type]
+        )
+    except ValueError as exc:
+        raise CurateError(f"{what}: {exc}") from None
+
+
+def _load_timm(spec: EncoderSpec) -> Encoder:
+    import torch
+
+    model, weights, preprocessing_source, notes = build_timm_model(spec)
+    preprocessing = _timm_preprocessing(model, _timm_what(spec.resolved()))
+    architecture = str(model.pretrained_cfg.get("architecture") or spec.model)
+    model.reset_classifier(0)  # the pooled features, exactly as create_model(num_classes=0) gives them
+    model.eval()
+    dim = int(getattr(model, "head_hidden_size", None) or model.num_features)
+    identity = {
+        "name": "timm",
+        "library": "timm",
+        "model": architecture,
+        "weights": weights,
+        "preprocessing": preprocessing.to_meta(),
+        "preprocessing_source": preprocessing_source,
+        "output": f"pooled features before the classifier (num_classes=0, {dim}-d)",
+    }
+    # channels-last speeds up convolutional networks; a transformer has one conv (its patch embedding).
+    convolutional = sum(isinstance(m, torch.nn.Conv2d) for m in model.modules()) > 1
+    return Encoder("timm", model, preprocessing, dim, identity, channels_last=convolutional, notes=notes)
+
+
+# --------------------------------------------------------------------------------------------
 
 
 def _load_imagestats(spec: EncoderSpec) -> Encoder:
@@ -449,5 +673,6 @@ def _load_imagestats(spec: EncoderSpec) -> Encoder:
 ENCODERS: dict[str, Callable[[EncoderSpec], Encoder]] = {
     "clip": _load_clip,
     "resnet50": _load_resnet50,
+    "timm": _load_timm,
     "imagestats": _load_imagestats,
 }

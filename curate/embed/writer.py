@@ -19,9 +19,8 @@ import pyarrow.parquet as pq
 
 from curate.embed.shards import Shard
 from curate.errors import CurateError, TableError
-from curate.schema import embeddings_schema, embeddings_table, read_metadata, write_parquet, write_table
+from curate.schema import embeddings_schema, embeddings_table, read_metadata, write_parquet
 
-REJECTS_NAME = "rejects.parquet"
 REJECT_STAGE = "embed"
 # Keys of the run metadata that must match between a finished shard and the current run.
 IDENTITY_KEYS = ("encoder", "dim", "dtype", "corpus", "shard_size")
@@ -125,17 +124,6 @@ def collect_rejects(writer: ShardWriter, shards: Sequence[Shard]) -> list[dict[s
         if rejects:
             found.extend(rejects)
     return found
-
-
-def write_rejects(out_dir: Path, rejects: Sequence[Mapping[str, str]], meta: Mapping[str, Any]) -> Path:
-    """The run's rejects table (``schema`` rejects format), sorted by sample_id; written atomically."""
-    import pandas as pd
-
-    frame = pd.DataFrame(
-        [{**{k: r[k] for k in ("sample_id", "path", "reason", "message")}, "stage": REJECT_STAGE} for r in rejects],
-        columns=["sample_id", "path", "stage", "reason", "message"],
-    )
-    return write_table(frame, out_dir / REJECTS_NAME, "rejects", meta)
 
 
 class ShardAssembler:

@@ -1,7 +1,7 @@
 """DRCDown: density-aware redundant cluster downsampling (METHOD.md, "DRCDown").
 
 Two samples are redundant when their features are nearly identical (cosine similarity above
-``similarity_threshold``) and their labels nearly equal (gap below ``max_score_gap``). Connected
+``similarity_threshold``) and their labels nearly equal (gap below ``score_gap``). Connected
 components of that graph are the redundancy groups; a group larger than ``group_cap`` keeps a random
 ``max(group_cap, floor(L * keep_fraction))`` of its members.
 
@@ -12,27 +12,22 @@ ids are numbered by each group's smallest ``sample_id``.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
+from curate.reshape.decisions import decision_frame
 from curate.reshape.neighbours import Pairs, components, threshold_pairs
+from curate.reshape.params import GROUP_CAP, KEEP_FRACTION, SCORE_GAP, SIMILARITY_THRESHOLD, DRCParams
+from curate.sampling import sample_keys
 
-SIMILARITY_THRESHOLD = 0.9
-MAX_SCORE_GAP = 1.0
-GROUP_CAP = 20
-KEEP_FRACTION = 0.5
-
-
-def sample_keys(sample_ids: np.ndarray | list[str], seed: int) -> np.ndarray:
-    """A reproducible pseudo-random uint64 per sample, from ``(seed, sample_id)`` alone."""
-    out = np.empty(len(sample_ids), dtype=np.uint64)
-    prefix = f"{int(seed)}\x00".encode()
-    for k, sid in enumerate(sample_ids):
-        digest = hashlib.blake2b(prefix + str(sid).encode(), digest_size=8).digest()
-        out[k] = np.frombuffer(digest, dtype="<u8")[0]
-    return out
+# decision reasons of the drc stage
+DRC_NOT_REDUNDANT = "drc_not_redundant"
+DRC_GROUP_KEPT = "drc_group_kept"
+DRC_SUBSAMPLED = "drc_group_subsampled"
+DRC_OFF = "drc_off"
+STAGE = "drc"
 
 
 @dataclass(frozen=True)
@@ -59,7 +54,7 @@ def redundancy_groups(
     scores: np.ndarray,
     *,
     similarity_threshold: float = SIMILARITY_THRESHOLD,
-    max_score_gap: float = MAX_SCORE_GAP,
+    score_gap: float = SCORE_GAP,
     device: str = "auto",
     exact_values: bool = False,
 ) -> RedundancyGroups:
@@ -76,7 +71,7 @@ def redundancy_groups(
         vectors,
         similarity_threshold,
         labels=scores,
-        max_label_gap=max_score_gap,
+        max_label_gap=score_gap,
         exact_values=exact_values,
         device=device,
     )
@@ -129,7 +124,7 @@ def drc_down(
     scores: np.ndarray,
     *,
     similarity_threshold: float = SIMILARITY_THRESHOLD,
-    max_score_gap: float = MAX_SCORE_GAP,
+    score_gap: float = SCORE_GAP,
     group_cap: int = GROUP_CAP,
     keep_fraction: float = KEEP_FRACTION,
     seed: int = 0,
@@ -145,7 +140,7 @@ def drc_down(
         vectors,
         scores,
         similarity_threshold=similarity_threshold,
-        max_score_gap=max_score_gap,
+        score_gap=score_gap,
         device=device,
     )
     return DRCResult(select_in_groups(sample_ids, groups, group_cap, keep_fraction, seed), groups)
@@ -174,3 +169,63 @@ def select_in_groups(
         quota = keep_count(int(e - s), group_cap, keep_fraction)
         kept[big[order[s + quota : e]]] = False
     return kept
+
+
+# --------------------------------------------------------------------------------------------
+# The drc stage of a reshape
+
+
+@dataclass(frozen=True)
+class DRCStage:
+    """What the drc stage decided: a decisions frame (one row per original, in the input's order)
+    and the redundancy groups it decided on (their ``pairs`` feed the target-size policy)."""
+
+    decisions: pd.DataFrame
+    groups: RedundancyGroups
+
+    @property
+    def kept(self) -> np.ndarray:
+        return self.decisions["kept"].to_numpy(dtype=bool)
+
+
+def downsample_stage(
+    originals: pd.DataFrame,
+    vectors: np.ndarray | None,
+    params: DRCParams,
+    *,
+    enabled: bool = True,
+    seed: int = 0,
+    device: str = "auto",
+) -> DRCStage:
+    """DRCDown on the original samples of a reshape.
+
+    ``originals``: rows with ``sample_id``, ``ref_id`` and ``score`` (0-10); ``vectors`` [n, dim]
+    their L2-normalised features in the same order (unused, may be None, when not ``enabled``).
+    Disabled, every original is kept with reason ``drc_off`` and no groups are formed.
+    """
+    ids = originals["sample_id"].to_numpy(dtype=object)
+    n = ids.size
+    if not enabled:
+        empty = np.zeros(0, np.int64)
+        groups = RedundancyGroups(
+            np.full(n, -1, np.int64), np.ones(n, np.int32), Pairs(n, empty, empty, np.zeros(0, np.float64))
+        )
+        decisions = decision_frame(ids, originals["ref_id"], "original", STAGE, True, DRC_OFF)
+        return DRCStage(decisions, groups)
+    assert vectors is not None
+    scores = originals["score"].astype("Float64").to_numpy(na_value=np.nan)
+    result = drc_down(ids, vectors, scores, **params.as_dict(), seed=seed, device=device)
+    reason = np.where(
+        result.group_id < 0, DRC_NOT_REDUNDANT, np.where(result.kept, DRC_GROUP_KEPT, DRC_SUBSAMPLED)
+    ).astype(object)
+    decisions = decision_frame(
+        ids,
+        originals["ref_id"],
+        "original",
+        STAGE,
+        result.kept,
+        reason,
+        group_id=result.group_id,
+        group_size=result.group_size,
+    )
+    return DRCStage(decisions, result.groups)

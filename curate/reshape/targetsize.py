@@ -15,16 +15,31 @@ all of its k neighbours. The first surviving entry of a list built over a supers
 is the exact nearest survivor, so the result equals the dense statement of the rule.
 
 Above the paper's size, removed originals come back least redundant first (fewest redundant
-neighbours, then smallest group, then seed hash); see :func:`add_back_order`.
+neighbours, then smallest group, then seed hash); see :func:`add_back_order`; then labelled DDCUp
+versions at the levels not selected, lowest level first.
+
+:func:`size_bounds` states which sizes the inputs allow, and :func:`target_size_stage` is the
+target-size stage of a reshape.
 """
 
 from __future__ import annotations
 
 import heapq
+from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
+from curate.errors import CurateError
+from curate.reshape.decisions import decision_frame
+from curate.reshape.downsample import DRCStage
 from curate.reshape.neighbours import Pairs, knn
+from curate.reshape.upsample import DDCStage
+from curate.sampling import sample_keys
+
+TARGET_TRIM = "target_size_trim"
+TARGET_ADDED = "target_size_added"
+STAGE = "target_size"
 
 # Neighbours per node in the phase-2 graph: larger means fewer rebuilds, more memory (12 bytes each).
 PHASE2_NEIGHBOURS = 16
@@ -53,7 +68,8 @@ def trim_order(
     *,
     device: str = "auto",
 ) -> np.ndarray:
-    """Indices of ``count`` samples to remove from the ``alive`` ones, in removal order.
+    """Indices of ``count`` samples to remove from the ``alive`` ones, in removal order
+    (``count`` at most the number alive: :meth:`SizeBounds.check`).
 
     ``vectors`` [n, dim] L2-normalised features of all originals; ``redundancy``: their DRCDown
     pairs (indices into ``vectors``); ``alive`` [n] bool: the samples kept so far; ``keys`` [n]
@@ -61,8 +77,6 @@ def trim_order(
     """
     alive = np.asarray(alive, dtype=bool).copy()
     n = alive.size
-    if count > int(alive.sum()):
-        raise ValueError(f"cannot remove {count} of {int(alive.sum())} samples")
     removed: list[int] = []
     # lexicographic rank of (key, index): a single int that breaks every tie the same way
     rank = np.empty(n, dtype=np.int64)
@@ -156,3 +170,92 @@ def add_back_order(
     degree = redundancy.degrees()[candidates]
     order = np.lexsort((candidates, keys[candidates], group_size[candidates], degree))
     return candidates[order]
+
+
+# --------------------------------------------------------------------------------------------
+# The target-size stage of a reshape
+
+
+@dataclass(frozen=True)
+class SizeBounds:
+    """The manifest sizes a reshape's inputs allow.
+
+    ``paper``: the paper's rule (originals kept by DRCDown + the DDCUp samples); ``minimum``: the
+    DDCUp samples alone (every original trimmed), at least 1; ``maximum``: every original of the selected types
+    plus every labelled DDCUp version, at any level. ``originals``: originals of the selected types;
+    ``upsampled``: labelled DDCUp versions.
+    """
+
+    minimum: int
+    paper: int
+    maximum: int
+    originals: int
+    upsampled: int
+
+    def check(self, target: int) -> None:
+        """Refuse a ``--target-size`` the inputs cannot give, saying what they can."""
+        if target < self.minimum:
+            raise CurateError(
+                f"--target-size {target}: below the minimum {self.minimum} (the DDCUp samples alone); "
+                "use fewer --levels or types, or no --pool"
+            )
+        if target > self.maximum:
+            raise CurateError(
+                f"--target-size {target}: above the maximum {self.maximum} these inputs allow "
+                f"({self.originals} originals of the selected types + "
+                f"{self.upsampled} labelled DDCUp samples)"
+            )
+
+
+def size_bounds(drc: DRCStage, ddc: DDCStage | None) -> SizeBounds:
+    """The sizes the drc and DDCUp stages' results allow (the one statement of the size rule)."""
+    originals = len(drc.decisions)
+    kept = int(drc.kept.sum())
+    required = 0 if ddc is None else int(ddc.required.sum())
+    extra = 0 if ddc is None else int(ddc.extra_order.size)
+    return SizeBounds(
+        minimum=max(required, 1),
+        paper=kept + required,
+        maximum=originals + required + extra,
+        originals=originals,
+        upsampled=required + extra,
+    )
+
+
+def target_size_stage(
+    target: int,
+    drc: DRCStage,
+    ddc: DDCStage | None,
+    vectors: np.ndarray | None,
+    *,
+    seed: int = 0,
+    device: str = "auto",
+) -> pd.DataFrame:
+    """The decisions that bring the manifest to exactly ``target`` rows (only the samples they change).
+
+    ``vectors`` [n_originals, dim]: the originals' features in the drc stage's order (needed only
+    below the paper's size). Below it, kept originals are trimmed (:func:`trim_order`); above it,
+    DRCDown's removed originals come back (:func:`add_back_order`), then labelled DDCUp versions at
+    other levels.
+    """
+    bounds = size_bounds(drc, ddc)
+    bounds.check(target)
+    originals = drc.decisions
+    if target == bounds.paper:
+        return decision_frame([], [], "original", STAGE, False, TARGET_TRIM)
+    keys = sample_keys(originals["sample_id"].to_numpy(dtype=object), seed)
+    if target < bounds.paper:
+        assert vectors is not None
+        order = trim_order(vectors, drc.groups.pairs, drc.kept, bounds.paper - target, keys, device=device)
+        picked = originals.iloc[order]
+        return decision_frame(picked["sample_id"], picked["ref_id"], "original", STAGE, False, TARGET_TRIM)
+    add = target - bounds.paper
+    removed = np.flatnonzero(~drc.kept)
+    back = add_back_order(removed, drc.groups.pairs, drc.groups.group_size, keys)[:add]
+    frames = [(originals.iloc[back], "original")]
+    if ddc is not None and add > back.size:
+        frames.append((ddc.versions.iloc[ddc.extra_order[: add - back.size]], "upsampled"))
+    return pd.concat(
+        [decision_frame(f["sample_id"], f["ref_id"], origin, STAGE, True, TARGET_ADDED) for f, origin in frames],
+        ignore_index=True,
+    )

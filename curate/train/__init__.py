@@ -1,6 +1,18 @@
-"""The reference trainer (``curate train``): the paper's protocol, a head-only fast mode, metrics."""
+"""The reference trainer (``curate train``): the paper's protocol, a head-only fast mode, metrics.
 
-from curate.train.loop import TrainConfig, summary_table, train
-from curate.train.metrics import iqa_metrics
+Its settings are :class:`~curate.train.config.TrainConfig`. The names below load on first use
+(the trainer imports torch), so the command line can read the settings without it.
+"""
 
-__all__ = ["TrainConfig", "iqa_metrics", "summary_table", "train"]
+from __future__ import annotations
+
+from curate.lazy import lazy_exports
+
+__all__, __getattr__ = lazy_exports(
+    __name__,
+    {
+        "curate.train.config": ["TrainConfig"],
+        "curate.train.metrics": ["iqa_metrics"],
+        "curate.train.loop": ["summary_table", "train"],
+    },
+)

@@ -19,7 +19,7 @@ from PIL import Image
 
 from curate.data import ManifestDataset
 from curate.errors import CurateError
-from curate.reshape.downsample import sample_keys
+from curate.sampling import sample_keys
 
 TRAIN, EVAL, FEATURES = "train", "eval", "features"
 
@@ -183,7 +183,5 @@ def samples_of(images: ManifestDataset) -> Samples:
         scores=images.scores.astype(np.float32),
         ref_ids=frame["ref_id"].astype(str).to_numpy(dtype=object),
         origins=np.asarray(origins, dtype=object),
-        weights=(
-            frame["weight"].to_numpy(dtype=np.float32) if "weight" in frame else np.ones(len(frame), np.float32)
-        ),
+        weights=images.weights,
     )

@@ -11,7 +11,9 @@ The loss is the mean absolute error, weighted by the manifest's ``weight`` colum
 anything but 1.0.
 
 Run folder (``out_dir``): ``metrics.jsonl`` (one line per epoch), ``summary.json``, ``curves.png``,
-``model.safetensors`` (last epoch), ``model_val_best.safetensors`` (with a validation split), and
+``model.safetensors`` (last epoch), ``model_val_best.safetensors`` (with a validation split),
+``predictions_last.parquet`` and ``predictions_val_best.parquet`` (each evaluation and validation
+image's prediction at that epoch: what a paired comparison of runs resamples), and
 ``checkpoint.json`` -> ``ckpt-NNN/`` (weights as safetensors, optimizer state loaded with
 ``weights_only=True``, the history as JSON). Rerunning the same command resumes from the last
 checkpoint and gives the same result as an uninterrupted run (on the CPU; cuDNN kernels on a GPU
@@ -27,28 +29,34 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
 import torch
 from torch import nn
 
-from curate import __version__
-from curate.data import ManifestDataset, RootOverride, read_samples
+from curate.data import ManifestDataset, RootOverride, check_root_sources, read_samples
+from curate.devices import pick_device
 from curate.errors import CurateError, ImageError
-from curate.fsio import atomic_path, atomic_write_text, command_line, fingerprint
+from curate.fsio import atomic_path, atomic_write_text
+from curate.jsonio import json_text, plain
 from curate.progress import Progress
+from curate.provenance import input_fingerprints, provenance
 from curate.reshape import downsample
-from curate.reshape.neighbours import pick_device
-from curate.schema import read_embeddings, same_encoder
+from curate.reshape.params import ResolvedDRC, resolve_drc
+from curate.schema import EmbeddingsFolder, read_metadata, same_encoder
+from curate.train.config import TrainConfig
 from curate.train.data import (
     EVAL,
     FEATURES,
     TRAIN,
     EmbeddingSource,
     ImageSource,
+    Samples,
     check_images_exist,
     samples_of,
     split_by_reference,
@@ -57,58 +65,12 @@ from curate.train.metrics import iqa_metrics
 from curate.train.model import EmbeddingRegressor, build_image_model
 
 CHECKPOINT_POINTER = "checkpoint.json"
+PREDICTIONS_LAST = "predictions_last.parquet"
+PREDICTIONS_VAL_BEST = "predictions_val_best.parquet"
+VALIDATION_SET = "(validation)"
 # Settings that may change between a run and its resumption without changing its results' meaning.
 RESUMABLE_CHANGES = ("epochs", "device", "workers", "report_test_best")
 TEST_SELECTED_NOTE = "selected on the test set itself: optimistic, not an estimate of generalisation"
-
-
-@dataclass
-class TrainConfig:
-    """Every setting of a run; defaults reproduce the paper's protocol (image mode)."""
-
-    epochs: int = 24
-    batch_size: int = 32
-    lr: float | None = None  # backbone lr; None: 2e-5 (images) or 1e-3 (head-only)
-    head_lr_mult: float = 10.0
-    weight_decay: float = 5e-4
-    crop: int = 224
-    test_crops: int = 5
-    seed: int = 123
-    arch: str = "resnet50"
-    weights: str = "imagenet"
-    online_drc: bool = False
-    val_fraction: float = 0.0
-    report_test_best: bool = False
-    head_only: bool = False
-    hidden: int = 256
-    device: str = "auto"
-    workers: int | None = None  # image loader processes; None: min(8, CPU cores - 1)
-    amp: bool = True
-    channels_last: bool = True
-
-    def resolved_lr(self) -> float:
-        if self.lr is not None:
-            return float(self.lr)
-        return 1e-3 if self.head_only else 2e-5
-
-    def resolved_workers(self) -> int:
-        if self.workers is not None:
-            return int(self.workers)
-        return max(0, min(8, (os.cpu_count() or 1) - 1))
-
-    def check(self) -> None:
-        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "crop": self.crop, "test_crops": self.test_crops}
-        for name, value in positive.items():
-            if int(value) < 1:
-                raise CurateError(f"--{name.replace('_', '-')} {value}: must be at least 1")
-        if self.batch_size < 2:
-            raise CurateError(f"--batch-size {self.batch_size}: must be at least 2 (batch normalisation)")
-        if not self.resolved_lr() > 0:
-            raise CurateError(f"--lr {self.lr}: must be positive")
-        if self.workers is not None and self.workers < 0:
-            raise CurateError(f"--workers {self.workers}: must be 0 or more")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise CurateError(f"--val-fraction {self.val_fraction}: must be in [0, 1)")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -136,24 +98,6 @@ def _batches(
         raise ImageError(lines[-1].split("ImageError: ", 1)[-1] if lines else str(exc)) from None
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return _json_safe(float(value))
-    return value
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(_json_safe(value), sort_keys=True, indent=2) + "\n"
-
-
 class Runner:
     """Holds the model, optimizer and inputs of one run; ``run()`` trains and evaluates."""
 
@@ -166,8 +110,11 @@ class Runner:
         model: nn.Module,
         identity: dict[str, Any],
         quiet: bool,
+        val_source: ImageSource | EmbeddingSource | None = None,
+        drc: ResolvedDRC | None = None,
     ) -> None:
         self.config = config
+        self.drc = drc or resolve_drc(config.redundancy, None)
         self.out_dir = out_dir
         self.train_source = train_source
         self.eval_sources = dict(eval_sources)
@@ -201,10 +148,16 @@ class Runner:
         self.scores = torch.from_numpy(samples.scores.astype(np.float32))
         self.weights = torch.from_numpy(samples.weights.astype(np.float32))
         self.weighted = bool((samples.weights != 1.0).any())
-        self.is_val = split_by_reference(samples.ref_ids, config.val_fraction, config.seed)
-        self.train_rows = np.flatnonzero(~self.is_val)
-        self.val_rows = np.flatnonzero(self.is_val)
+        if val_source is None:  # validation references split off the training table
+            is_val = split_by_reference(samples.ref_ids, config.val_fraction, config.seed)
+            self.val_source = train_source
+        else:  # a validation table of its own (held-out training references, human labels)
+            is_val = np.zeros(len(train_source), dtype=bool)
+            self.val_source = val_source
+        self.train_rows = np.flatnonzero(~is_val)
+        self.val_rows = np.flatnonzero(is_val) if val_source is None else np.arange(len(val_source))
         self.history: list[dict[str, Any]] = []
+        self.predictions: dict[str, tuple[Samples, np.ndarray, np.ndarray]] = {}
 
     # -- device helpers --------------------------------------------------------------------------
 
@@ -265,6 +218,7 @@ class Runner:
             samples.sample_ids[originals],
             feats,
             samples.scores[originals].astype(np.float64),
+            **self.drc.params.as_dict(),
             seed=self.config.seed + epoch,
             device="cuda" if self.device.type == "cuda" else "cpu",
         )
@@ -312,15 +266,24 @@ class Runner:
         }
 
     def evaluate(self) -> dict[str, Any]:
+        """Metrics of this epoch; the predictions behind them are kept in ``self.predictions``."""
         record: dict[str, Any] = {}
+        self.predictions = {}
         if self.val_rows.size:
-            pred = self.predict(self.train_source, self.val_rows)
-            record["val"] = iqa_metrics(pred, self.train_source.samples.scores[self.val_rows])
+            pred = self.predict(self.val_source, self.val_rows)
+            record["val"] = iqa_metrics(pred, self.val_source.samples.scores[self.val_rows])
+            self.predictions[VALIDATION_SET] = (self.val_source.samples, self.val_rows, pred)
         record["eval"] = {}
         for name, source in self.eval_sources.items():
             rows = np.arange(len(source))
-            record["eval"][name] = iqa_metrics(self.predict(source, rows), source.samples.scores)
+            pred = self.predict(source, rows)
+            record["eval"][name] = iqa_metrics(pred, source.samples.scores)
+            self.predictions[name] = (source.samples, rows, pred)
         return record
+
+    def save_predictions(self, name: str, epoch: int) -> None:
+        """This epoch's predictions as a Parquet table (see :func:`predictions_table`)."""
+        write_predictions(self.out_dir / name, self.predictions, epoch)
 
     # -- checkpoints -----------------------------------------------------------------------------
 
@@ -336,9 +299,9 @@ class Runner:
                 tmp / "optimizer.pt",
             )
             (tmp / "state.json").write_text(
-                _dumps({"epoch": epoch, "identity": self.identity, "history": self.history})
+                json_text({"epoch": epoch, "identity": self.identity, "history": self.history}, sort_keys=True)
             )
-        atomic_write_text(self.out_dir / CHECKPOINT_POINTER, _dumps({"epoch": epoch, "dir": name}))
+        atomic_write_text(self.out_dir / CHECKPOINT_POINTER, json_text({"epoch": epoch, "dir": name}, sort_keys=True))
         for old in self.out_dir.glob("ckpt-*"):
             if old.name != name and old.is_dir():
                 shutil.rmtree(old, ignore_errors=True)
@@ -376,20 +339,28 @@ class Runner:
         for epoch in range(done, self.config.epochs):
             record = self.train_epoch(epoch)
             record.update(self.evaluate())
-            self.history.append(_json_safe(record))
+            self.history.append(plain(record))
             if not self.quiet:
                 print(_epoch_line(record), file=sys.stderr, flush=True)
             val = record.get("val", {}).get("srcc")
             if val is not None and math.isfinite(val) and (best_val is None or val > best_val):
                 best_val = val
                 self.save_weights("model_val_best.safetensors")
+                self.save_predictions(PREDICTIONS_VAL_BEST, epoch + 1)
             self.save_checkpoint(epoch + 1)
             atomic_write_text(
-                self.out_dir / "metrics.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in self.history)
+                self.out_dir / "metrics.jsonl", "".join(json_text(r, sort_keys=True, style="line") + "\n" for r in self.history)
             )
         self.save_weights("model.safetensors")
-        summary = make_summary(self.config, self.identity, self.history, self.val_rows.size, self.train_rows.size)
-        atomic_write_text(self.out_dir / "summary.json", _dumps(summary))
+        if done < self.config.epochs or not (self.out_dir / PREDICTIONS_LAST).is_file():
+            if not self.predictions and self.history:  # resumed after the last epoch: evaluate again
+                self.evaluate()
+            if self.predictions:
+                self.save_predictions(PREDICTIONS_LAST, len(self.history))
+        summary = make_summary(
+            self.config, self.identity, self.history, self.val_rows.size, self.train_rows.size, self.drc
+        )
+        atomic_write_text(self.out_dir / "summary.json", json_text(summary, sort_keys=True))
         plot_curves(self.history, self.out_dir / "curves.png")
         return summary
 
@@ -398,6 +369,51 @@ class Runner:
 
         with atomic_path(self.out_dir / name) as tmp:
             save_file(_cpu_state(self.model), str(tmp))
+
+
+def predictions_table(predictions: Mapping[str, tuple[Samples, np.ndarray, np.ndarray]], epoch: int) -> pa.Table:
+    """One row per evaluated image: ``set`` (an evaluation set's name, or ``(validation)``),
+    ``sample_id``, ``ref_id``, ``score`` (the human label, 0-10), ``prediction`` and ``epoch``;
+    rows sorted by (set, sample_id)."""
+    columns: dict[str, list[Any]] = {k: [] for k in ("set", "sample_id", "ref_id", "score", "prediction")}
+    for name in sorted(predictions):
+        samples, rows, pred = predictions[name]
+        order = np.argsort(samples.sample_ids[rows].astype(str), kind="stable")
+        columns["set"] += [name] * rows.size
+        columns["sample_id"] += samples.sample_ids[rows][order].astype(str).tolist()
+        columns["ref_id"] += samples.ref_ids[rows][order].astype(str).tolist()
+        columns["score"] += samples.scores[rows][order].astype(np.float64).tolist()
+        columns["prediction"] += np.asarray(pred, dtype=np.float64)[order].tolist()
+    n = len(columns["set"])
+    return pa.table(
+        {
+            "set": pa.array(columns["set"], pa.string()),
+            "sample_id": pa.array(columns["sample_id"], pa.string()),
+            "ref_id": pa.array(columns["ref_id"], pa.string()),
+            "score": pa.array(columns["score"], pa.float64()),
+            "prediction": pa.array(columns["prediction"], pa.float64()),
+            "epoch": pa.array(np.full(n, epoch, dtype=np.int32)),
+        }
+    )
+
+
+def write_predictions(
+    path: Path, predictions: Mapping[str, tuple[Samples, np.ndarray, np.ndarray]], epoch: int
+) -> None:
+    import pyarrow.parquet as pq
+
+    with atomic_path(path) as tmp:
+        pq.write_table(predictions_table(predictions, epoch), tmp, compression="zstd")
+
+
+def read_predictions(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """A run's predictions table (``predictions_last.parquet`` / ``predictions_val_best.parquet``)."""
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path).to_pandas()
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise CurateError(f"{path}: not a readable predictions table ({exc})") from None
 
 
 def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -446,18 +462,28 @@ def _selected(history: list[dict[str, Any]], index: int, how: str) -> dict[str, 
 
 
 def make_summary(
-    config: TrainConfig, identity: Mapping[str, Any], history: list[dict[str, Any]], n_val: int, n_train: int
+    config: TrainConfig,
+    identity: Mapping[str, Any],
+    history: list[dict[str, Any]],
+    n_val: int,
+    n_train: int,
+    drc: ResolvedDRC | None = None,
 ) -> dict[str, Any]:
-    """The run's summary: settings, sizes, last epoch, validation-best epoch, and (if asked) test-best."""
+    """The run's summary: settings, sizes, last epoch, validation-best epoch, and (if asked) test-best.
+
+    With online DRCDown, the thresholds it used and where each came from (``thresholds_source``).
+    """
     summary: dict[str, Any] = {
-        "curate_version": __version__,
-        "command": command_line(),
-        "config": asdict(config) | {"lr": config.resolved_lr()},
-        "inputs": identity.get("inputs", {}),
+        **provenance(
+            params=asdict(config) | {"lr": config.resolved_lr()}, seed=config.seed, inputs=identity.get("inputs", {})
+        ),
         "n_train_rows": int(n_train),
         "n_val_rows": int(n_val),
         "epochs_run": len(history),
     }
+    if config.online_drc and drc is not None:
+        summary["drc_thresholds"] = drc.params.as_dict()
+        summary["thresholds_source"] = drc.source
     if not history:
         return summary
     summary["last"] = _selected(history, len(history) - 1, "last epoch")
@@ -521,6 +547,7 @@ def train(
     head_only: bool = False,
     embeddings: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
     eval_embeddings: Mapping[str, str | os.PathLike[str]] | None = None,
+    val_set: str | os.PathLike[str] | None = None,
     root: RootOverride = None,
     model_factory: Callable[[], nn.Module] | None = None,
     quiet: bool = False,
@@ -539,42 +566,56 @@ def train(
     if unknown:
         raise CurateError(f"train: unknown setting(s) {unknown}")
     config = TrainConfig(head_only=head_only, **settings)
-    config.check()
+    if val_set is not None and config.val_fraction > 0:
+        raise CurateError("--val and --val-fraction exclude each other: give one validation set")
     eval_sets = dict(eval_sets or {})
     torch.manual_seed(config.seed)
 
-    images = ManifestDataset(manifest_path, root=root)
+    images = ManifestDataset(manifest_path, root=root, check_root=False)
     if not len(images):
         raise CurateError(f"{manifest_path}: the manifest has no rows")
-    inputs: dict[str, Any] = {"manifest": fingerprint(manifest_path)}
     # A {source: root} override also serves the eval sets' sources; a single root is the manifest's.
     eval_root = root if isinstance(root, Mapping) else None
-    eval_images = {name: _eval_dataset(path, eval_root) for name, path in eval_sets.items()}
-    out = Path(out_dir)  # created only once the inputs have been read
-    out.mkdir(parents=True, exist_ok=True)
-    for name, path in eval_sets.items():
-        inputs[f"eval:{name}"] = fingerprint(path)
+    eval_images = {name: eval_dataset(path, eval_root) for name, path in eval_sets.items()}
+    val_images = None if val_set is None else eval_dataset(val_set, eval_root)
+    if val_images is not None and not len(val_images):
+        raise CurateError(f"{val_set}: the validation set has no scored rows")
+    tables = (images, *eval_images.values(), *([val_images] if val_images is not None else []))
+    sources = {s for ds in tables for s in ds.frame["source"].astype(str).unique()}
+    check_root_sources(root, sources, str(manifest_path) + (" or its --eval sets" if eval_sets else ""))
+    # The run folder is made by the run's first file (the checkpoint after the first epoch), so a
+    # run that fails before that (bad input, device or weights) leaves no folder behind.
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise CurateError(f"{out}: exists and is not a folder (-o names the run folder)")
+    read: dict[str, Any] = {"manifest": manifest_path, **{f"eval:{name}": p for name, p in eval_sets.items()}}
+    if val_set is not None:
+        read["val"] = val_set
     device = pick_device(config.device)
     pin = device.type == "cuda"
 
     if head_only:
         if embeddings is None:
             raise CurateError("--head-only needs --embeddings EMB_DIR (from 'curate embed')")
-        emb = read_embeddings(embeddings)
-        folders = list(embeddings) if isinstance(embeddings, (list, tuple)) else [embeddings]
-        inputs["embeddings"] = [fingerprint(folder) for folder in folders]
+        emb = EmbeddingsFolder(embeddings)
+        read["embeddings"] = list(embeddings) if isinstance(embeddings, (list, tuple)) else [embeddings]
+        vectors = emb.load(images.sample_ids, what=f"manifest {manifest_path}").vectors
         train_source: ImageSource | EmbeddingSource = EmbeddingSource(
-            samples_of(images), emb.take(images.sample_ids, what=f"manifest {manifest_path}")
+            samples_of(images), vectors.astype(np.float32, copy=False)
         )
         eval_sources: dict[str, ImageSource | EmbeddingSource] = {}
         for name, ds in eval_images.items():
             where = (eval_embeddings or {}).get(name)
-            eval_emb = read_embeddings(where) if where is not None else emb
+            eval_emb = EmbeddingsFolder(where) if where is not None else emb
             same_encoder(emb, eval_emb)
-            if where is not None:
-                inputs[f"eval_embeddings:{name}"] = fingerprint(where)
-            vectors = eval_emb.take(ds.sample_ids, what=f"eval set {name!r} (pass --eval-embeddings {name}=DIR)")
-            eval_sources[name] = EmbeddingSource(samples_of(ds), vectors)
+            read[f"eval_embeddings:{name}"] = where
+            what = f"eval set {name!r} (pass --eval-embeddings {name}=DIR)"
+            vectors = eval_emb.load(ds.sample_ids, what=what).vectors
+            eval_sources[name] = EmbeddingSource(samples_of(ds), vectors.astype(np.float32, copy=False))
+        val_source: ImageSource | EmbeddingSource | None = None
+        if val_images is not None:
+            vectors = emb.load(val_images.sample_ids, what=f"validation set {val_set}").vectors
+            val_source = EmbeddingSource(samples_of(val_images), vectors.astype(np.float32, copy=False))
         model: nn.Module = model_factory() if model_factory else EmbeddingRegressor(emb.dim, config.hidden)
     else:
         check_images_exist(images, str(manifest_path))
@@ -588,22 +629,31 @@ def train(
 
         train_source = source(images)
         eval_sources = {name: source(ds) for name, ds in eval_images.items()}
+        val_source = None
+        if val_images is not None:
+            check_images_exist(val_images, f"validation set {val_set}")
+            val_source = source(val_images)
         model = model_factory() if model_factory else build_image_model(config.arch, config.weights)
 
+    drc = resolve_drc(config.redundancy, read_metadata(manifest_path).get("params"))
     settings_identity = {k: v for k, v in asdict(config).items() if k not in RESUMABLE_CHANGES}
+    if config.online_drc:
+        settings_identity["drc_thresholds"] = drc.params.as_dict()
     identity = {
         "settings": settings_identity,
-        "inputs": inputs,
+        "inputs": input_fingerprints(read),
         "model_factory": getattr(model_factory, "__qualname__", None),
     }
-    runner = Runner(config, out, train_source, eval_sources, model, _json_safe(identity), quiet)
+    runner = Runner(
+        config, out, train_source, eval_sources, model, plain(identity), quiet, val_source=val_source, drc=drc
+    )
     return runner.run()
 
 
-def _eval_dataset(path: str | os.PathLike[str], root: RootOverride = None) -> ManifestDataset:
+def eval_dataset(path: str | os.PathLike[str], root: RootOverride = None) -> ManifestDataset:
     """An evaluation set: its scored rows. Unscored pristine references of a synthetic corpus are
     not test samples and are left out; any other unscored row is an error (ManifestDataset)."""
-    frame, _ = read_samples(path, root)
+    frame, _ = read_samples(path, root, check_root=False)
     pristine = frame["is_reference"].fillna(False).astype(bool) & frame["score"].isna()
     return ManifestDataset(frame.loc[~pristine].reset_index(drop=True), root=None)
 

@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from curate.errors import CurateError
+from curate.train.config import ARCHS
 
-ARCHS = ("resnet50", "resnet18", "resnet34")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 

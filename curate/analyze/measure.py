@@ -1,0 +1,260 @@
+"""The measures of an analysis, as pure functions of what :mod:`curate.analyze.inputs` read.
+
+Content (DDCUp's thresholds, the pool's placement, the references behind a manifest), density
+(PCA, HDBSCAN clusters, DRCDown's redundancy groups) per set, and the numbers of the report's
+``summary.json``. Arrays the figures need travel in dataclasses, never through the summary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from curate.analyze.content import ContentDistribution, content_distribution, content_summary, describe
+from curate.analyze.density import (
+    Projection,
+    Redundancy,
+    cluster_structure,
+    find_clusters,
+    fit_projection,
+    redundancy_summary,
+)
+from curate.analyze.inputs import AnalysisInputs, SampleSet
+from curate.analyze.params import AnalyzeParams
+from curate.errors import CurateError
+from curate.reshape.downsample import redundancy_groups
+from curate.reshape.params import DRCParams
+from curate.sampling import subsample
+
+
+@dataclass
+class SetAnalysis:
+    """Density measures of one set: the sampled rows, their PCA points and HDBSCAN labels."""
+
+    sample: np.ndarray
+    points: np.ndarray
+    labels: np.ndarray
+    clusters: dict[str, Any]
+    redundancy: Redundancy | None
+    redundancy_numbers: dict[str, Any] | None
+
+
+@dataclass
+class ContentAfter:
+    """The references behind a manifest's rows: ``numbers`` for the summary and their
+    ``nearest_distance`` [n_refs] for the figure (None, with a note in ``numbers``, when not measured)."""
+
+    numbers: dict[str, Any]
+    nearest_distance: np.ndarray | None = None
+
+    @property
+    def r(self) -> float | None:
+        return self.numbers.get("r")
+
+
+@dataclass
+class Measures:
+    """Everything an analysis measured."""
+
+    content: ContentDistribution | None
+    content_note: str | None
+    content_after: ContentAfter | None
+    projection: Projection
+    before: SetAnalysis
+    after: SetAnalysis | None
+
+
+def measure_content(data: AnalysisInputs, where: str, device: str) -> tuple[ContentDistribution | None, str | None]:
+    """DDCUp's thresholds on the corpus references and the pool's placement (or a note why not)."""
+    refs = data.references
+    if len(refs) < 2:
+        if data.candidates is not None:
+            raise CurateError(
+                f"{where}: placing a pool needs at least 2 training references (is_reference rows); "
+                f"found {len(refs)}"
+            )
+        return None, f"content distribution needs at least 2 reference images (is_reference); found {len(refs)}"
+    candidate_ids = None if data.candidates is None else data.candidates["sample_id"].to_numpy(dtype=object)
+    content = content_distribution(
+        refs["sample_id"].to_numpy(dtype=object),
+        data.reference_vectors,
+        candidate_ids=candidate_ids,
+        candidate_vectors=data.candidate_vectors,
+        device=device,
+    )
+    return content, None
+
+
+def content_after(content: ContentDistribution | None, data: AnalysisInputs, device: str) -> ContentAfter | None:
+    """The references behind the manifest's rows (training references still used + new contents)."""
+    manifest = data.manifest
+    if content is None or manifest is None:
+        return None
+    origin = manifest["origin"].to_numpy(dtype=object)
+    used_refs = set(manifest.loc[origin == "original", "ref_id"].astype(str))
+    new_refs = set(manifest.loc[origin == "upsampled", "ref_id"].astype(str))
+    refs = data.references
+    kept = refs["ref_id"].astype(str).isin(used_refs).to_numpy()
+    vectors = [data.reference_vectors[kept]]
+    ids = [refs["sample_id"].to_numpy(dtype=object)[kept]]
+    missing_new = len(new_refs)
+    if new_refs:
+        if data.candidates is None or data.pool_vectors is None:
+            return ContentAfter({"note": "the manifest adds new contents; pass --pool to measure the content spread after"})
+        new = data.candidates[data.candidates["ref_id"].astype(str).isin(new_refs)]
+        new_ids = new["sample_id"].to_numpy(dtype=object)
+        vectors.append(data.pool_vectors.take(new_ids, what="pool references"))
+        ids.append(new_ids)
+        missing_new = len(new_refs - set(new["ref_id"].astype(str)))
+    all_ids = np.concatenate(ids)
+    if all_ids.size < 2:
+        return ContentAfter({"note": "fewer than 2 references behind the manifest"})
+    after = content_distribution(all_ids, np.concatenate(vectors), device=device)
+    numbers = {
+        "references": int(all_ids.size),
+        "training_references_used": int(kept.sum()),
+        "new_contents": int(all_ids.size - kept.sum()),
+        "new_contents_without_pool_reference": int(missing_new),
+        "r": after.novelty_threshold,
+        "maxT_all": after.max_spread,
+        "nearest_distance": describe(after.nearest_distance),
+    }
+    return ContentAfter(numbers, after.nearest_distance)
+
+
+def analyse_set(
+    samples: SampleSet,
+    sample: np.ndarray,
+    projection: Projection,
+    params: AnalyzeParams,
+    redundancy: DRCParams,
+) -> SetAnalysis:
+    """PCA points and HDBSCAN clusters of the ``sample`` rows; redundancy groups of every scored row."""
+    points = projection.transform(samples.vectors[sample])
+    labels = find_clusters(points, params.min_cluster_size, params.min_samples, params.cluster_selection)
+    clusters = cluster_structure(
+        labels,
+        samples.reference[sample],
+        samples.distortion[sample],
+        samples.level[sample],
+        samples.score[sample],
+    )
+    scored = np.isfinite(samples.score)
+    found = None
+    numbers = None
+    if scored.sum() >= 2:
+        found = Redundancy.of(
+            redundancy_groups(
+                samples.ids[scored],
+                samples.vectors[scored],
+                samples.score[scored],
+                similarity_threshold=redundancy.similarity_threshold,
+                score_gap=redundancy.score_gap,
+                device=params.device,
+            )
+        )
+        numbers = redundancy_summary(found, group_cap=redundancy.group_cap, keep_fraction=redundancy.keep_fraction)
+    return SetAnalysis(sample, points, labels, clusters, found, numbers)
+
+
+def measure(data: AnalysisInputs, params: AnalyzeParams, redundancy: DRCParams, where: str) -> Measures:
+    """Every measure of an analysis. One projection, fitted on the corpus sample, serves both sets,
+    so their maps share axes."""
+    content, note = measure_content(data, where, params.device)
+    after_content = content_after(content, data, params.device)
+    before_sample = subsample(data.before.ids, params.sample_cap, params.seed)
+    if before_sample.size < 2:
+        raise CurateError(f"{where}: at least 2 samples are needed for the density analysis")
+    projection = fit_projection(data.before.vectors[before_sample], params.pca_dims, params.seed)
+    before = analyse_set(data.before, before_sample, projection, params, redundancy)
+    after = None
+    if data.after is not None:
+        after_sample = subsample(data.after.ids, params.sample_cap, params.seed)
+        after = analyse_set(data.after, after_sample, projection, params, redundancy)
+    return Measures(content, note, after_content, projection, before, after)
+
+
+# --------------------------------------------------------------------------------------------
+# The numbers of summary.json
+
+
+def _counts(values: np.ndarray) -> dict[str, int]:
+    keys, counts = np.unique(values, return_counts=True)
+    return {str(k): int(c) for k, c in zip(keys, counts, strict=True)}
+
+
+def corpus_numbers(corpus: pd.DataFrame, before: SampleSet) -> dict[str, Any]:
+    return {
+        "rows": int(len(corpus)),
+        "references": int(corpus["is_reference"].to_numpy(dtype=bool).sum()),
+        "contents": int(corpus["ref_id"].nunique()),
+        "samples_analysed": len(before),
+    }
+
+
+def set_numbers(samples: SampleSet, result: SetAnalysis, sample_cap: int) -> dict[str, Any]:
+    scored = np.isfinite(samples.score)
+    clusters = {"sampled": int(result.sample.size), "of": len(samples), "cap": sample_cap, **result.clusters}
+    return {
+        "samples": len(samples),
+        "contents": int(np.unique(samples.reference).size),
+        "scored": int(scored.sum()),
+        "by_origin": _counts(samples.origin),
+        "by_level": _counts(np.where(samples.level > 0, samples.level.astype(str), "none")),
+        "by_distortion": _counts(np.where(samples.distortion >= 0, samples.distortion.astype(str), "none")),
+        "score": describe(samples.score[scored]),
+        "clusters": clusters,
+        "redundancy": result.redundancy_numbers
+        if result.redundancy_numbers is not None
+        else {"note": "fewer than 2 scored samples; no redundancy groups"},
+    }
+
+
+def reshape_numbers(before: SampleSet, after: SampleSet, manifest: pd.DataFrame) -> dict[str, Any]:
+    originals = after.ids[after.origin == "original"]
+    before_ids = set(before.ids.tolist())
+    original_ids = set(originals.tolist())
+    kinds = manifest["label_kind"].to_numpy(dtype=object)
+    return {
+        "manifest_rows": len(after),
+        "originals_kept": int(sum(1 for s in originals if s in before_ids)),
+        "originals_removed": int(len(before_ids - original_ids)),
+        "originals_outside_analysed_corpus": int(len(original_ids - before_ids)),
+        "upsampled": int((after.origin == "upsampled").sum()),
+        "pseudo_labelled": int((kinds == "pseudo").sum()),
+        "new_contents": int(np.unique(after.reference[after.origin == "upsampled"]).size),
+    }
+
+
+def content_numbers(measures: Measures) -> dict[str, Any]:
+    if measures.content is None:
+        return {"note": measures.content_note}
+    out = content_summary(measures.content)
+    if measures.content_after is not None:
+        out["after"] = measures.content_after.numbers
+    return out
+
+
+def summary_numbers(data: AnalysisInputs, measures: Measures, params: AnalyzeParams) -> dict[str, Any]:
+    """The measured part of ``summary.json``: corpus, content, projection, before (and after, reshape)."""
+    projection = measures.projection
+    out: dict[str, Any] = {
+        "encoder": data.encoder,
+        "dim": data.dim,
+        "corpus": corpus_numbers(data.corpus, data.before),
+        "content": content_numbers(measures),
+        "projection": {
+            "dims": projection.dims,
+            "explained_variance": float(projection.explained_variance_ratio.sum()),
+            "map_explained_variance": float(projection.explained_variance_ratio[:2].sum()),
+            "fitted_on": int(measures.before.sample.size),
+        },
+        "before": set_numbers(data.before, measures.before, params.sample_cap),
+    }
+    if data.after is not None and measures.after is not None and data.manifest is not None:
+        out["after"] = set_numbers(data.after, measures.after, params.sample_cap)
+        out["reshape"] = reshape_numbers(data.before, data.after, data.manifest)
+    return out

@@ -1,0 +1,99 @@
+"""The settings of ``curate embed``: the single statement of their defaults, ranges and choices.
+
+The encoder choices are the :data:`~curate.embed.encoders.ENCODERS` registry's names, so a new
+encoder appears on the command line by itself. Defaults that depend on the device (batch size,
+decoding workers) are decided here too (:meth:`EmbedConfig.resolved_batch_size`,
+:meth:`EmbedConfig.resolved_workers`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from curate.devices import DEVICES_HELP, check_device
+from curate.embed.encoders import (
+    DEFAULT_CLIP_MODEL,
+    DEFAULT_CLIP_PRETRAINED,
+    DEFAULT_ENCODER,
+    DEFAULT_RESNET_WEIGHTS,
+    DEFAULT_TIMM_MODEL,
+    DEFAULT_TIMM_PRETRAINED,
+    ENCODERS,
+    PACKAGED_WEIGHTS,
+)
+from curate.images import DEFAULT_MAX_PIXELS
+from curate.params import check_fields, param
+
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+ENGINES = ("local", "ray")
+GPU_BATCH_SIZE = 256
+CPU_BATCH_SIZE = 32
+DEFAULT_SHARD_SIZE = 10_000  # samples per shard (any writer of an embeddings folder)
+
+
+def encoder_names() -> tuple[str, ...]:
+    """Every encoder the registry knows."""
+    return tuple(ENCODERS)
+
+
+@dataclass(frozen=True)
+class EmbedConfig:
+    """Every setting of one embedding run."""
+
+    encoder: str = param(
+        DEFAULT_ENCODER, choices=encoder_names,
+        help="Encoder: clip (open_clip), resnet50 (the paper's torchvision ImageNet feature), timm (any timm "
+        "image model; offline by default: the packaged ImageNet EfficientNet-Lite0) or imagestats (weight-free).",
+    )
+    model: str | None = param(
+        None, kind=str,
+        help="Model name: open_clip (clip) or timm (timm; NAME or NAME.TAG, whose pretrained config sets the "
+        f"preprocessing). Default: {DEFAULT_CLIP_MODEL} for clip, {DEFAULT_TIMM_MODEL} for timm.",
+    )
+    pretrained: str | None = param(
+        None, kind=str,
+        help="Weights: a pretrained tag (clip, resnet50), a weights FILE, local-dir:DIR (clip: open_clip_config.json "
+        "+ weights; timm: config.json + model.safetensors or pytorch_model.bin), "
+        f"'{PACKAGED_WEIGHTS}' (timm: the packaged EfficientNet-Lite0), or 'random' (benchmarks only). "
+        f"Default: {DEFAULT_CLIP_PRETRAINED[DEFAULT_CLIP_MODEL]} for clip, {DEFAULT_RESNET_WEIGHTS} for resnet50, "
+        f"{DEFAULT_TIMM_PRETRAINED[DEFAULT_TIMM_MODEL]} for timm.",
+    )
+    batch_size: int | None = param(
+        None, kind=int, low=1, help=f"Images per batch. Default: {GPU_BATCH_SIZE} on a GPU, {CPU_BATCH_SIZE} on the CPU."
+    )
+    workers: int | None = param(
+        None, kind=int, low=0,
+        help="Decoding processes (local engine). Default: cores - 1 beside a GPU, 1 beside a CPU model.",
+    )
+    device: str = param("auto", kind="device", help=f"Where the encoder runs: {DEVICES_HELP}.")
+    precision: str = param(
+        "auto", choices=PRECISIONS,
+        help="auto: bf16 (or fp16) autocast on a GPU; on the CPU bf16 (model and batch cast) where it has "
+             "bfloat16 matrix units (AMX, AVX512-BF16), else fp32. CURATE_CPU_BF16=0 or 1 overrides the detection.",
+    )
+    engine: str = param("local", choices=ENGINES, help="local: this machine's loader; ray: Ray Data.")
+    actors: int | None = param(
+        None, kind=int, low=1, help="Model actors for --engine ray. Default: one per GPU, or 1 on the CPU."
+    )
+    shard_size: int = param(DEFAULT_SHARD_SIZE, low=1, help="Samples per output shard (sorted by sample_id).")
+    max_rejects: int = param(1000, low=0, help="Fail once more images than this cannot be read.")
+    max_pixels: int = param(DEFAULT_MAX_PIXELS, low=1, help="Refuse images above this many pixels.")
+
+    def __post_init__(self) -> None:
+        check_device(self.device)
+        check_fields(self)
+
+    def resolved_batch_size(self, device_type: str) -> int:
+        if self.batch_size is not None:
+            return self.batch_size
+        return GPU_BATCH_SIZE if device_type == "cuda" else CPU_BATCH_SIZE
+
+    def resolved_workers(self, device_type: str) -> int:
+        """Decoding processes: all cores but one beside a GPU; one beside a CPU model, which needs the rest."""
+        if self.workers is not None:
+            return self.workers
+        cores = os.cpu_count() or 1
+        if device_type == "cuda":
+            return max(1, min(32, cores - 1))
+        return 1 if cores <= 4 else max(1, cores // 4)
