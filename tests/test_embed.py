@@ -328,6 +328,48 @@ def test_mapper_precisions_on_cpu(tiny: dict[str, Path]) -> None:
         Mapper(encoder, "tpu")
 
 
+def test_cpu_bf16_casts_model_and_batch_where_the_cpu_has_bf16_units(
+    tiny: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from curate.embed.mapper import Mapper
+
+    def load():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return EncoderSpec("clip", TINY_MODEL, str(tiny["file"])).load()
+
+    encoder = load()
+    batch = torch.from_numpy(np.stack([encoder.preprocessing.apply(synthetic_image(s, 90, 70)) for s in range(4)]))
+    reference = Mapper(encoder, "cpu", "fp32")
+    assert reference.describe()["precision"] == "fp32" and "mode" not in reference.describe()
+    expected = reference.to_numpy(reference(batch))
+    monkeypatch.setenv("CURATE_CPU_BF16", "1")
+    auto = Mapper(load(), "cpu", "auto")
+    assert auto.precision == "bf16" and auto.describe()["mode"] == "cast"
+    assert {p.dtype for p in auto.module.parameters()} == {torch.bfloat16}
+    got = auto.to_numpy(auto(batch))
+    assert got.dtype == np.float32 and np.allclose(np.linalg.norm(got, axis=1), 1, atol=1e-5)
+    assert (np.sum(got * expected, axis=1) > 0.99).all() and not np.array_equal(got, expected)
+    monkeypatch.setenv("CURATE_CPU_BF16", "0")
+    assert Mapper(load(), "cpu", "auto").precision == "fp32"
+    # a weight-free encoder computes its statistics in float32 whatever is asked
+    stats = EncoderSpec("imagestats").load()
+    assert Mapper(stats, "cpu", "bf16").describe()["precision"] == "fp32"
+
+
+def test_resume_may_change_precision_and_each_shard_records_its_own(tiny: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "emb"
+    _run(tiny, out, precision="fp32")
+    (out / "part-00002.parquet").unlink()
+    result = _run(tiny, out, precision="bf16")
+    assert (result.shards_written, result.shards_skipped) == (1, 4)
+    recorded = {path.name: read_metadata(path)["device"] for path in sorted(out.glob("part-*.parquet"))}
+    assert recorded["part-00002.parquet"]["precision"] == "bf16"
+    assert recorded["part-00002.parquet"]["mode"] == "cast"
+    assert {d["precision"] for name, d in recorded.items() if name != "part-00002.parquet"} == {"fp32"}
+    assert len(EmbeddingsFolder(out).load().ids) == 16
+
+
 def test_large_runs_are_fed_in_bounded_groups_of_whole_shards() -> None:
     from curate.embed.local_engine import shard_groups
     from curate.embed.reader import PathTable

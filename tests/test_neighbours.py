@@ -126,3 +126,209 @@ def test_knn_excludes_self(backend):
     full = 1.0 - x.astype(np.float64) @ x.astype(np.float64).T
     np.fill_diagonal(full, np.inf)
     np.testing.assert_array_equal(idx, np.argsort(full, axis=1, kind="stable")[:, :3])
+
+
+# --------------------------------------------------------------------------------------------
+# Every screen and every plan against brute force, on random, clustered and adversarial data
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def straddling(base: np.ndarray, target: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Unit partners of ``base`` rows at cosine ``target`` (before float32 storage)."""
+    noise = rng.normal(size=base.shape)
+    noise -= (noise * base).sum(1, keepdims=True) * base
+    noise = unit_rows(noise)
+    return target[:, None] * base + np.sqrt(1 - target[:, None] ** 2) * noise
+
+
+def adversarial(seed: int, dim: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Vectors and scores built to break shortcuts: tight clusters, points midway between clusters
+    (on block boundaries), pairs a hair either side of 0.9, exact duplicates within and across
+    clusters, scores on a 0.5 grid (equal, and exactly the gap 1.0 apart) plus 0.7 and 0.7+0.1."""
+    rng = np.random.default_rng(seed)
+    centres = unit_rows(rng.normal(size=(10, dim)))
+    members = unit_rows(centres[rng.integers(0, 10, 300)] + 0.12 * rng.normal(size=(300, dim)))
+    a, b = rng.integers(0, 10, 30), rng.integers(0, 10, 30)
+    bridges = unit_rows(centres[a] + centres[b] + 0.05 * rng.normal(size=(30, dim)))
+    base = members[rng.choice(300, 60, replace=False)]
+    offsets = rng.choice([-1, 1], size=60) * np.logspace(-9, -2, 60)
+    partners = straddling(base, 0.9 + offsets, rng)
+    x = np.concatenate([members, bridges, partners]).astype(np.float32)
+    x = np.concatenate([x, x[rng.choice(len(x), 25, replace=False)], np.repeat(x[:1], 6, axis=0)])
+    scores = rng.integers(0, 20, len(x)) * 0.5
+    scores[:2] = [0.7, 0.7 + 0.1]  # 0.7999999999999999: 0.7 + gap 0.1 rounds onto it
+    perm = rng.permutation(len(x))
+    return x[perm], scores[perm]
+
+
+DATASETS = {
+    "random": lambda: (unit_rows(np.random.default_rng(11).normal(size=(500, 8))).astype(np.float32),
+                       np.random.default_rng(12).uniform(0, 10, 500)),
+    "clustered": lambda: (clustered(600, 24, 13), np.random.default_rng(14).uniform(0, 10, 600)),
+    "adversarial": lambda: adversarial(15),
+}
+
+
+@pytest.mark.parametrize("data", sorted(DATASETS))
+@pytest.mark.parametrize("prune", ["none", "clusters"])
+@pytest.mark.parametrize("screen", ["float32", "bfloat16"])
+def test_every_screen_and_plan_finds_exactly_the_brute_force_pairs(data, prune, screen):
+    x, scores = DATASETS[data]()
+    kw = dict(prune=prune, screen=screen, device="cpu", block_rows=64, block_cols=96)
+    with_labels = threshold_pairs(x, 0.9, labels=scores, max_label_gap=1.0, exact_values=False, **kw)
+    assert set(zip(with_labels.i.tolist(), with_labels.j.tolist(), strict=True)) == dense_pairs(x, 0.9, scores, 1.0)
+    plain = threshold_pairs(x, 0.9, **kw)
+    assert set(zip(plain.i.tolist(), plain.j.tolist(), strict=True)) == dense_pairs(x, 0.9)
+    exact = x.astype(np.float64)
+    np.testing.assert_array_equal(plain.similarity, np.einsum("ij,ij->i", exact[plain.i], exact[plain.j]))
+    assert len(plain) > len(with_labels) > 0
+
+
+def test_label_band_keeps_pairs_whose_gap_rounds_onto_the_edge():
+    # 0.7 + 0.1 == 0.7999999999999999 in float64, yet 0.7999999999999999 - 0.7 < 0.1: a band
+    # ending at labels < y + gap would drop the pair
+    x = np.repeat(unit_rows(np.ones((1, 4))), 2, axis=0).astype(np.float32)
+    pairs = threshold_pairs(x, 0.9, labels=np.array([0.7, 0.7 + 0.1]), max_label_gap=0.1, device="cpu", block_rows=1)
+    assert list(zip(pairs.i.tolist(), pairs.j.tolist(), strict=True)) == [(0, 1)]
+
+
+def test_cluster_plan_skips_most_products_on_clustered_data(monkeypatch):
+    rng = np.random.default_rng(3)
+    centres = unit_rows(rng.normal(size=(40, 64)))
+    x = unit_rows(centres[rng.integers(0, 40, 3000)] + 0.03 * rng.normal(size=(3000, 64))).astype(np.float32)
+    band = neighbours._band_plan(len(x), None, None, 256, 256)
+    engine = neighbours._Engine(x, None, False, 1.0)
+    plan = neighbours._cluster_plan(x, None, None, 0.9, band.products, 256, 256, force=True, engine=engine)
+    assert plan is not None and plan.kind == "clusters"
+    assert sorted(plan.order.tolist()) == list(range(len(x)))
+
+    def size(rows):
+        return rows.stop - rows.start if isinstance(rows, slice) else rows.size
+
+    computed = sum(size(rows) * (c1 - c0) for rows, c0, c1 in plan.tiles)
+    assert computed < 0.2 * band.products
+    assert 0.5 * computed < plan.products < 2 * computed  # the estimate it was chosen on
+    pairs = threshold_pairs(x, 0.9, prune="clusters", screen="float32", device="cpu")
+    assert set(zip(pairs.i.tolist(), pairs.j.tolist(), strict=True)) == dense_pairs(x, 0.9)
+
+
+def test_cluster_plan_with_duplicates_and_a_whole_cluster_of_copies():
+    rng = np.random.default_rng(4)
+    x = unit_rows(rng.normal(size=(400, 16))).astype(np.float32)
+    x[100:300] = x[7]  # 200 identical vectors: radius 0, every pair at similarity 1
+    pairs = threshold_pairs(x, 0.9, prune="clusters", screen="float32", device="cpu", block_rows=50, block_cols=70)
+    assert set(zip(pairs.i.tolist(), pairs.j.tolist(), strict=True)) == dense_pairs(x, 0.9)
+    assert len(pairs) >= 200 * 199 // 2
+
+
+# --------------------------------------------------------------------------------------------
+# The bfloat16 bound, and who takes which path
+
+
+def test_bfloat16_error_bound_holds_for_torch_products():
+    import torch
+
+    rng = np.random.default_rng(5)
+    dim = 512
+    x = unit_rows(rng.normal(size=(300, dim)))
+    # adversarial for rounding: every component just above a bfloat16 rounding midpoint, one sign
+    grid = np.abs(x).astype(np.float32)
+    bits = grid.view(np.uint32)
+    worst = ((bits & 0xFFFF0000) | 0x8001).view(np.float32).astype(np.float64)
+    worst = unit_rows(worst)
+    for v in (x, worst):
+        v32 = v.astype(np.float32)
+        exact = v32.astype(np.float64) @ v32.astype(np.float64).T
+        b = torch.from_numpy(v32).to(torch.bfloat16)
+        screened = (b @ b.T).float().numpy().astype(np.float64)
+        norms = np.linalg.norm(v32.astype(np.float64), axis=1)
+        bound = neighbours.bfloat16_product_error(float(norms.max() ** 2), dim)
+        assert np.abs(screened - exact).max() <= bound
+        assert np.abs(screened - exact).max() > bound / 20  # the bound is not vacuous
+        f32 = (v32 @ v32.T).astype(np.float64)
+        assert np.abs(f32 - exact).max() <= neighbours.float32_product_error(float(norms.max() ** 2), dim)
+
+
+def test_setting_decides_whether_the_cpu_has_bfloat16_units(monkeypatch):
+    monkeypatch.setenv(neighbours.CPU_BF16_ENV, "0")
+    assert neighbours.cpu_bfloat16_matmul() is False
+    monkeypatch.setenv(neighbours.CPU_BF16_ENV, "1")
+    assert neighbours.cpu_bfloat16_matmul() is True
+    monkeypatch.setenv(neighbours.CPU_BF16_ENV, "sometimes")
+    from curate.errors import CurateError
+
+    with pytest.raises(CurateError, match="CURATE_CPU_BF16=sometimes"):
+        neighbours.cpu_bfloat16_matmul()
+
+
+@pytest.mark.parametrize("units", ["0", "1"])
+def test_auto_screen_follows_the_bfloat16_units(monkeypatch, caplog, units):
+    """Without bfloat16 units (forced by the setting) the work goes to the exact float32 path; with
+    them, to torch's bfloat16 screen; the pairs are the same."""
+    monkeypatch.setenv(neighbours.CPU_BF16_ENV, units)
+    monkeypatch.setattr(neighbours, "CPU_BF16_MIN_FLOPS_COLD", 0)
+    monkeypatch.setattr(neighbours, "CPU_BF16_MIN_FLOPS_WARM", 0)
+    x, scores = adversarial(21)
+    caplog.set_level("INFO", logger="curate.reshape.neighbours")
+    pairs = threshold_pairs(x, 0.9, labels=scores, max_label_gap=1.0, screen="auto", device="cpu")
+    assert set(zip(pairs.i.tolist(), pairs.j.tolist(), strict=True)) == dense_pairs(x, 0.9, scores, 1.0)
+    path = "float32 (numpy, cpu)" if units == "0" else "bfloat16 (torch, cpu)"
+    assert any(path in record.getMessage() for record in caplog.records)
+
+
+def test_auto_screen_stays_on_numpy_for_small_work(monkeypatch, caplog):
+    monkeypatch.setenv(neighbours.CPU_BF16_ENV, "1")
+    caplog.set_level("INFO", logger="curate.reshape.neighbours")
+    threshold_pairs(clustered(200, 16, 1), 0.9, device="cpu")
+    assert any("float32 (numpy, cpu)" in record.getMessage() for record in caplog.records)
+
+
+# --------------------------------------------------------------------------------------------
+# kNN: screens against brute force, ties and duplicates included
+
+
+def exact_scores(q: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """float64 q.d, each pair summed the same way (so duplicates tie exactly)."""
+    q64, d64 = q.astype(np.float64), d.astype(np.float64)
+    return np.einsum("ij,ij->i", np.repeat(q64, len(d64), 0), np.tile(d64, (len(q64), 1))).reshape(len(q64), len(d64))
+
+
+def brute_knn(q, d, k, farthest=False, exclude_self=False):
+    dist = 1.0 - exact_scores(q, d)
+    key = -dist if farthest else dist.copy()
+    if exclude_self:
+        np.fill_diagonal(key, np.inf)
+    idx = np.argsort(key, axis=1, kind="stable")[:, :k]
+    return idx, np.take_along_axis(dist, idx, axis=1)
+
+
+@pytest.mark.parametrize("data", sorted(DATASETS))
+@pytest.mark.parametrize("screen", ["float32", "bfloat16"])
+@pytest.mark.parametrize("farthest", [False, True])
+def test_knn_screens_match_brute_force(data, screen, farthest):
+    x, _ = DATASETS[data]()
+    q = x[::7]
+    idx, dist = knn(q, x, 6, farthest=farthest, screen=screen, device="cpu", block_rows=16, block_cols=50)
+    want_idx, want_dist = brute_knn(q, x, 6, farthest=farthest)
+    np.testing.assert_array_equal(idx, want_idx)
+    np.testing.assert_array_equal(dist, want_dist)
+    self_idx, _ = knn(x, x, 3, exclude_self=True, screen=screen, device="cpu", block_rows=40, block_cols=64)
+    np.testing.assert_array_equal(self_idx, brute_knn(x, x, 3, exclude_self=True)[0])
+
+
+@pytest.mark.parametrize("screen", ["float32", "bfloat16"])
+def test_knn_ties_beyond_the_short_list_go_to_the_lowest_indices(screen):
+    # 40 copies of one vector: more exact ties than the screened short list holds
+    rng = np.random.default_rng(6)
+    x = unit_rows(rng.normal(size=(120, 12))).astype(np.float32)
+    copies = rng.choice(120, 40, replace=False)
+    x[copies] = x[copies[0]]
+    idx, dist = knn(x[copies[:5]], x, 10, screen=screen, device="cpu", block_cols=17)
+    np.testing.assert_array_equal(idx, np.tile(np.sort(copies)[:10], (5, 1)))
+    self_distance = 1.0 - np.einsum("i,i->", x[copies[0]].astype(np.float64), x[copies[0]].astype(np.float64))
+    np.testing.assert_array_equal(dist, np.full((5, 10), self_distance))
+    idx, _ = knn(x, x, 4, exclude_self=True, screen=screen, device="cpu", block_rows=33, block_cols=29)
+    np.testing.assert_array_equal(idx, brute_knn(x, x, 4, exclude_self=True)[0])

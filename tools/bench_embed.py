@@ -1,15 +1,18 @@
-"""Benchmark `curate embed` on the CPU: end-to-end images/s against the bare model forward.
+"""Benchmark `curate embed` on the CPU, in fp32 and in bf16 side by side in one run.
 
 For each model (a tiny open_clip ViT built from a JSON config, ViT-B-32 with random weights, and the
-packaged ImageNet EfficientNet-Lite0 through ``--encoder timm``) it measures, in one run on the same
-images:
+packaged ImageNet EfficientNet-Lite0 through ``--encoder timm``) and each precision (fp32; bf16,
+which casts model and batch: the default on CPUs with bfloat16 matrix units) it measures, on the
+same images:
 
-* bare forward: the image tower on pre-decoded, pre-normalised tensors (no files, no loader);
+* decode: the reader alone (PNG decode, resize, crop -> uint8 batches), no model: can it keep up?
+* bare forward: the mapper (normalise + image tower) on pre-decoded uint8 tensors (no files);
 * pipeline: curate's reader -> mapper -> writer on the PNG files (model already loaded);
 * end to end: the whole library call behind `curate embed` (corpus read, model load, shards);
 
-and prints images/s, the pipeline's scaling with loader workers, and the ratio pipeline / bare
-(what decoding, batching and writing cost) over alternating rounds. Usage::
+and prints images/s, the pipeline's scaling with loader workers, the ratio pipeline / bare over
+alternating rounds, the bf16 / fp32 ratio of each figure, and the cosine between the bf16 and fp32
+features of every image (min and mean), with the CPU model and which precision path ran. Usage::
 
     python tools/bench_embed.py [--images 128] [--tiny-images 768] [--lite0-images 128] [--rounds 3]
                                 [--workers 0,1,2] [--skip-vit-b-32] [--skip-lite0]
@@ -119,41 +122,33 @@ def predecode(corpus: Path, preprocessing: Any) -> Any:
     return torch.from_numpy(np.stack(arrays))
 
 
-def bare_forward(mapper: Any, images: Any, batch_size: int, *, repeats: int = 1) -> float:
-    """images/s of the image tower alone on pre-normalised tensors already on the device."""
+def bare_forward(mapper: Any, images: Any, batch_size: int, *, repeats: int = 1) -> tuple[float, np.ndarray]:
+    """(images/s, features [N, D]) of the mapper alone (normalise + tower) on pre-decoded uint8 tensors."""
     import torch
 
-    device = mapper.device
-    x = torch.addcmul(mapper.shift, images.to(device).float(), mapper.scale)
-    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(mapper.precision)
-    batches = list(torch.split(x, batch_size))
-
-    def one_pass() -> None:
-        with torch.inference_mode():
-            for batch in batches:
-                if dtype is not None:
-                    with torch.autocast(device.type, dtype=dtype):
-                        mapper.module(batch)
-                else:
-                    mapper.module(batch)
-
-    with torch.inference_mode():  # warm-up (allocator, kernels)
-        mapper.module(batches[0])
-    if device.type == "cuda":
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    batches = list(torch.split(images, batch_size))
+    mapper(batches[0])  # warm-up (allocator, kernels)
+    if mapper.device.type == "cuda":
         torch.cuda.synchronize()
-        start.record()
-        for _ in range(repeats):
-            one_pass()
-        end.record()
+    started = time.perf_counter()
+    for _ in range(repeats):
+        features = [mapper.to_numpy(mapper(batch)) for batch in batches]
+    if mapper.device.type == "cuda":
         torch.cuda.synchronize()
-        seconds = start.elapsed_time(end) / 1000.0
-    else:
-        started = time.perf_counter()
-        for _ in range(repeats):
-            one_pass()
-        seconds = time.perf_counter() - started
-    return repeats * len(images) / seconds
+    return repeats * len(images) / (time.perf_counter() - started), np.concatenate(features)
+
+
+def decode_only(corpus: Path, preprocessing: Any, *, batch_size: int, workers: int) -> float:
+    """images/s of the reader alone: files -> uint8 batches, with ``workers`` decoding processes."""
+    from curate.embed.reader import make_loader, shard_aligned_batches
+    from curate.embed.runner import corpus_samples
+
+    _, paths, _, _ = corpus_samples(corpus)
+    loader = make_loader(paths, preprocessing, shard_aligned_batches([len(paths)], batch_size),
+                         workers=workers, pin_memory=False)
+    started = time.perf_counter()
+    count = sum(len(batch) for batch in loader)
+    return count / (time.perf_counter() - started)
 
 
 def pipeline(corpus: Path, encoder: Any, mapper: Any, out: Path, *, batch_size: int, workers: int,
@@ -194,42 +189,87 @@ def end_to_end(corpus: Path, out: Path, **options: Any) -> float:
     return result.samples / (time.perf_counter() - started)
 
 
+def load_encoder(spec: Any) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return spec.load()
+
+
 def bench_model(label: str, spec: Any, corpus: Path, work: Path, *, batch_size: int, workers: list[int],
-                repeats: int, rounds: int) -> dict[str, Any]:
-    """Scaling with workers, then ``rounds`` alternating bare / pipeline measurements (the machine's
-    load drifts, so each ratio compares two neighbouring measurements; the median is reported)."""
+                repeats: int, rounds: int, precisions: list[str]) -> dict[str, Any]:
+    """Per precision: decode alone, scaling with workers, then ``rounds`` alternating bare / pipeline
+    measurements (the machine's load drifts, so each ratio compares two neighbouring measurements;
+    the median is reported), and the end-to-end call. Then bf16 / fp32 ratios and feature cosines."""
     import statistics
 
     import torch
 
     from curate.embed.mapper import Mapper
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        encoder = spec.load()
-    mapper = Mapper(encoder, "cpu", "fp32")
-    images = predecode(corpus, encoder.preprocessing)
+    images = predecode(corpus, load_encoder(spec).preprocessing)
     row: dict[str, Any] = {"model": label, "images": len(images), "batch_size": batch_size,
-                           "torch_threads": torch.get_num_threads()}
-    scaling = {}
-    for count in workers:
-        scaling[count] = pipeline(corpus, encoder, mapper, work / "out", batch_size=batch_size, workers=count)
-    best = max(scaling, key=scaling.get)  # type: ignore[arg-type]
-    row["pipeline_by_workers"] = scaling
-    row["workers"] = best
-    bare, piped, ratios = [], [], []
-    for _ in range(rounds):
-        bare.append(bare_forward(mapper, images, batch_size, repeats=repeats))
-        piped.append(pipeline(corpus, encoder, mapper, work / "out", batch_size=batch_size, workers=best))
-        ratios.append(piped[-1] / bare[-1])
-    row["bare_forward"] = bare
-    row["pipeline"] = piped
-    row["ratios"] = ratios
-    row["ratio_median"] = statistics.median(ratios)
-    row["end_to_end"] = end_to_end(corpus, work / "e2e", encoder=spec.name, model=spec.model,
-                                   pretrained=spec.pretrained, device="cpu", batch_size=batch_size, workers=best)
-    row["ratio_end_to_end_over_median_bare"] = row["end_to_end"] / statistics.median(bare)
+                           "torch_threads": torch.get_num_threads(), "by_precision": {}}
+    features: dict[str, np.ndarray] = {}
+    for precision in precisions:
+        encoder = load_encoder(spec)  # a mapper casts its encoder's weights: a fresh one each
+        mapper = Mapper(encoder, "cpu", precision)
+        fig: dict[str, Any] = {"device": mapper.describe()}
+        scaling = {}
+        for count in workers:
+            scaling[count] = pipeline(corpus, encoder, mapper, work / "out", batch_size=batch_size, workers=count)
+        best = max(scaling, key=scaling.get)  # type: ignore[arg-type]
+        fig["pipeline_by_workers"] = scaling
+        fig["workers"] = best
+        fig["decode"] = decode_only(corpus, encoder.preprocessing, batch_size=batch_size, workers=best)
+        bare, piped, ratios = [], [], []
+        for _ in range(rounds):
+            rate, features[precision] = bare_forward(mapper, images, batch_size, repeats=repeats)
+            bare.append(rate)
+            piped.append(pipeline(corpus, encoder, mapper, work / "out", batch_size=batch_size, workers=best))
+            ratios.append(piped[-1] / bare[-1])
+        fig["bare_forward"] = bare
+        fig["pipeline"] = piped
+        fig["ratios"] = ratios
+        fig["ratio_median"] = statistics.median(ratios)
+        del mapper, encoder
+        fig["end_to_end"] = end_to_end(corpus, work / "e2e", encoder=spec.name, model=spec.model,
+                                       pretrained=spec.pretrained, device="cpu",
+                                       batch_size=batch_size, workers=best, precision=precision)
+        fig["ratio_end_to_end_over_median_bare"] = fig["end_to_end"] / statistics.median(bare)
+        row["by_precision"][precision] = fig
+    if "fp32" in features and "bf16" in features:
+        cos = np.sum(features["fp32"] * features["bf16"], axis=1)
+        row["cosine_bf16_fp32"] = {"min": float(cos.min()), "mean": float(cos.mean())}
+        a, b = row["by_precision"]["fp32"], row["by_precision"]["bf16"]
+        row["bf16_over_fp32"] = {
+            key: (statistics.median(b[key]) / statistics.median(a[key]) if isinstance(a[key], list)
+                  else b[key] / a[key])
+            for key in ("bare_forward", "pipeline", "end_to_end")
+        }
     return row
+
+
+def print_row(row: dict[str, Any]) -> None:
+    print(f"{row['model']}: {row['images']} images, batch {row['batch_size']}, {row['torch_threads']} torch threads")
+    for precision, fig in row["by_precision"].items():
+        scaling = ", ".join(f"{w} workers {v:.1f}" for w, v in fig["pipeline_by_workers"].items())
+        pairs = ", ".join(f"{b:.1f}/{p:.1f}" for b, p in zip(fig["bare_forward"], fig["pipeline"], strict=True))
+        device = fig["device"]
+        path = f"{device['precision']}" + (f" ({device['mode']})" if "mode" in device else "")
+        print(f"  [{precision}] ran as {path} on {device['type']}\n"
+              f"    decode alone ({fig['workers']} workers): {fig['decode']:.1f} images/s\n"
+              f"    loader scaling (pipeline images/s): {scaling}\n"
+              f"    bare forward / pipeline ({fig['workers']} workers), alternating: {pairs}\n"
+              f"    ratio pipeline / bare: median {fig['ratio_median']:.2f} "
+              f"(rounds {', '.join(f'{r:.2f}' for r in fig['ratios'])})\n"
+              f"    whole embed_corpus call (incl. model load): {fig['end_to_end']:.1f} images/s, "
+              f"{fig['ratio_end_to_end_over_median_bare']:.2f} of the median bare forward", flush=True)
+    if "bf16_over_fp32" in row:
+        ratio = row["bf16_over_fp32"]
+        cos = row["cosine_bf16_fp32"]
+        print(f"  bf16 / fp32: bare forward {ratio['bare_forward']:.2f}x, pipeline {ratio['pipeline']:.2f}x, "
+              f"end to end {ratio['end_to_end']:.2f}x; feature cosine bf16 vs fp32: min {cos['min']:.6f}, "
+              f"mean {cos['mean']:.6f}", flush=True)
 
 
 def main() -> None:
@@ -242,6 +282,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workers", default="0,1,2", help="loader worker counts to compare")
     parser.add_argument("--rounds", type=int, default=3, help="alternating bare/pipeline measurements")
+    parser.add_argument("--precisions", default="fp32,bf16", help="precisions to compare, fp32 first")
     parser.add_argument("--skip-vit-b-32", action="store_true")
     parser.add_argument("--skip-lite0", action="store_true")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
@@ -250,7 +291,12 @@ def main() -> None:
     from curate.embed import EncoderSpec
 
     workers = [int(w) for w in args.workers.split(",")]
-    rows = []
+    precisions = [p for p in args.precisions.split(",") if p]
+    from curate.reshape.neighbours import cpu_bfloat16_matmul
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), "unknown") if Path("/proc/cpuinfo").exists() else "unknown"
+    rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-embed-") as tmp:
         work = Path(tmp)
         tiny = register_tiny(work / "configs")
@@ -259,8 +305,9 @@ def main() -> None:
         corpora = {}
         for label, count in (("tiny", args.tiny_images), ("ViT-B-32", args.images), ("lite0", args.lite0_images)):
             corpora[label] = subset(corpus_all, work / f"corpus-{label}", count)
-        print(f"# {os.cpu_count()} CPU cores; PNGs {args.width}x{args.height}; batch {args.batch_size}; "
-              "figures are images/s (a shared machine: expect noise)")
+        print(f"# CPU {cpu}, {os.cpu_count()} cores; bfloat16 matrix units (torch): {cpu_bfloat16_matmul()}; "
+              f"PNGs {args.width}x{args.height}; batch {args.batch_size}; figures are images/s "
+              "(a shared machine: expect noise)")
         specs = [("tiny (embed 32, width 64, 2 layers, patch 32)", EncoderSpec("clip", tiny, "random"),
                   corpora["tiny"], 3)]
         if not args.skip_vit_b_32:
@@ -270,20 +317,11 @@ def main() -> None:
                           corpora["lite0"], 1))
         for label, spec, corpus, repeats in specs:
             row = bench_model(label, spec, corpus, work, batch_size=args.batch_size, workers=workers,
-                              repeats=repeats, rounds=args.rounds)
+                              repeats=repeats, rounds=args.rounds, precisions=precisions)
             rows.append(row)
-            scaling = ", ".join(f"{w} workers {v:.1f}" for w, v in row["pipeline_by_workers"].items())
-            pairs = ", ".join(f"{b:.1f}/{p:.1f}" for b, p in zip(row["bare_forward"], row["pipeline"], strict=True))
-            print(f"{label}: {row['images']} images, batch {row['batch_size']}, "
-                  f"{row['torch_threads']} torch threads\n"
-                  f"  loader scaling (pipeline images/s): {scaling}\n"
-                  f"  bare forward / pipeline ({row['workers']} workers), alternating: {pairs}\n"
-                  f"  ratio pipeline / bare: median {row['ratio_median']:.2f} "
-                  f"(rounds {', '.join(f'{r:.2f}' for r in row['ratios'])})\n"
-                  f"  whole embed_corpus call (incl. model load): {row['end_to_end']:.1f} images/s, "
-                  f"{row['ratio_end_to_end_over_median_bare']:.2f} of the median bare forward", flush=True)
+            print_row(row)
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2, default=str))
+        args.json.write_text(json.dumps({"cpu": cpu, "rows": rows}, indent=2, default=str))
 
 
 def subset(corpus: Path, root: Path, count: int) -> Path:

@@ -9,7 +9,12 @@ to a training reference (not novel), opposite ones (out of distribution) and fam
 contents (thinned to one or a few).
 
 Each measurement runs in a fresh child process, which reports its wall time and peak resident
-memory (VmHWM, imports included; the RSS right after the imports is printed beside it).
+memory (VmHWM, imports included; the RSS right after the imports is printed beside it). Every
+figure is measured twice in the same run: on the float32 path (``CURATE_CPU_BF16=0``, no cluster
+pruning: numpy float32 products over the label band) and on the automatic path (cluster pruning
+and bfloat16 screens where they pay); the output prints both, their ratio, whether the results are
+identical (a digest of the pairs, or of the manifest and decisions tables without their metadata)
+and which path each neighbour search took.
 
     python tools/bench_reshape.py                       # n = 10k, 100k; pools 1k, 100k; dense 5k, 10k
     python tools/bench_reshape.py --large               # adds n = 700k (slow on 2 cores)
@@ -20,8 +25,13 @@ memory (VmHWM, imports included; the RSS right after the imports is printed besi
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
+import io
 import json
+import logging
 import os
+import platform
 import resource
 import shutil
 import subprocess
@@ -41,6 +51,7 @@ LEVELS = 5
 DIM = 512
 NOISE = 0.2  # per-sample noise norm; with it ~45% of samples fall in redundancy groups, like KADID
 SHARD_ROWS = 50_000
+LARGE_POOL_RUN_MAX = 200_000  # largest n also measured with the small pool
 
 
 # --------------------------------------------------------------------------------------------
@@ -234,11 +245,39 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+class SearchLog(logging.Handler):
+    """Collects the neighbour searches' own account of the path each one took."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def table_digest(path: Path) -> str:
+    """sha256 of a Parquet table's contents, without its metadata (which holds the command line)."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    sink = io.BytesIO()
+    pq.write_table(table.replace_schema_metadata(None), sink)
+    return hashlib.sha256(sink.getvalue()).hexdigest()[:16]
+
+
 def child(args: argparse.Namespace) -> None:
+    from curate.reshape import neighbours
     from curate.reshape.downsample import drc_down
     from curate.reshape.params import ReshapeParams
-    from curate.reshape.pipeline import reshape
+    from curate.reshape.pipeline import decisions_path_for, reshape
 
+    if args.path == "float32":  # today's path: no bfloat16 units, no cluster pruning
+        os.environ[neighbours.CPU_BF16_ENV] = "0"
+        neighbours.CLUSTER_MIN_N = sys.maxsize
+    searches = SearchLog()
+    logging.getLogger(neighbours.__name__).addHandler(searches)
+    logging.getLogger(neighbours.__name__).setLevel(logging.INFO)
     import_rss = rss_mb()
     data = Path(args.data)
     out: dict = {"import_rss_mb": round(import_rss, 1)}
@@ -252,8 +291,11 @@ def child(args: argparse.Namespace) -> None:
             pool_embeddings=Path(args.pool) / "emb" if args.pool else None,
             params=ReshapeParams(types=args.types, device=args.device),
         )
+        out["wall_s"] = round(time.perf_counter() - start, 3)
         out["summary"] = {k: v for k, v in result.summary.items() if k != "thresholds"}
         out["thresholds"] = result.summary.get("thresholds")
+        manifest = Path(args.out) / "manifest.parquet"
+        out["digest"] = table_digest(manifest) + "/" + table_digest(decisions_path_for(manifest))
     elif args.child == "drc-core":
         vectors = np.load(data / "vectors.npy", mmap_mode="r")
         vectors = np.ascontiguousarray(vectors)
@@ -261,18 +303,33 @@ def child(args: argparse.Namespace) -> None:
         ids = np.array([f"{k:07d}" for k in range(len(scores))], dtype=object)
         start = time.perf_counter()
         kept = drc_down(ids, vectors, scores, device=args.device)
+        out["wall_s"] = round(time.perf_counter() - start, 3)
         out["kept"] = int(kept.kept.sum())
+        pairs = kept.groups.pairs
+        out["pairs"] = len(pairs)
+        digest = hashlib.sha256(pairs.i.astype(np.int64).tobytes() + pairs.j.astype(np.int64).tobytes())
+        out["digest"] = digest.hexdigest()[:16] + "/" + hashlib.sha256(kept.kept.tobytes()).hexdigest()[:8]
     elif args.child == "dense":
         vectors = np.load(data / "vectors.npy").astype(np.float32)
         scores = np.load(data / "scores.npy")
         start = time.perf_counter()
         out["kept"] = int(dense_drc_down(vectors, scores).sum())
-    out["wall_s"] = round(time.perf_counter() - start, 3)
+        out["wall_s"] = round(time.perf_counter() - start, 3)
     out["peak_rss_mb"] = round(peak_mb(), 1)
+    out["searches"] = summarise_searches(searches.lines)
     print(json.dumps(out))
 
 
+def summarise_searches(lines: list[str]) -> list[str]:
+    """The distinct paths taken, most products first (a reshape makes a handful of searches)."""
+    seen: dict[str, int] = {}
+    for line in lines:
+        seen[line] = seen.get(line, 0) + 1
+    return [f"{line}{f' (x{count})' if count > 1 else ''}" for line, count in seen.items()]
+
+
 def measure(kind: str, data: Path, workdir: Path, **extra) -> dict:
+    """One child process: ``kind`` on ``data`` with ``extra`` options (``path``: float32 or auto)."""
     cmd = [sys.executable, __file__, "--child", kind, "--data", str(data), "--out", str(workdir / "out")]
     for key, value in extra.items():
         if value is not None:
@@ -289,6 +346,26 @@ def measure(kind: str, data: Path, workdir: Path, **extra) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def cpu_report() -> dict:
+    """The CPU model, its bfloat16 instructions, and what torch makes of them."""
+    model, flags = platform.processor() or "unknown", set()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and model in ("unknown", ""):
+                model = line.split(":", 1)[1].strip()
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+    from curate.reshape.neighbours import cpu_bfloat16_matmul
+
+    return {
+        "model": model,
+        "cores": os.cpu_count(),
+        "avx512_bf16": "avx512_bf16" in flags,
+        "amx_bf16": "amx_bf16" in flags,
+        "bf16_units_by_torch": cpu_bfloat16_matmul(),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -302,7 +379,9 @@ def main() -> None:
     )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--paths", default="float32,auto", help="paths to measure, the baseline first")
     parser.add_argument("--workdir", default=None, help="where the synthetic data go (default: a temp dir)")
+    parser.add_argument("--reuse", action="store_true", help="keep synthetic data already in --workdir")
     parser.add_argument("--json", default=None, help="also write the figures here")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: check that everything runs")
     # child mode
@@ -311,6 +390,7 @@ def main() -> None:
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--pool", help=argparse.SUPPRESS)
     parser.add_argument("--types", help=argparse.SUPPRESS)
+    parser.add_argument("--path", default="auto", choices=["float32", "auto"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args)
@@ -319,94 +399,96 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",") if s]
     pools = [int(s) for s in args.pools.split(",") if s]
     dense_sizes = [int(s) for s in args.dense_sizes.split(",") if s]
+    paths = [p for p in args.paths.split(",") if p]
     if args.large:
         sizes.append(700_000)
     if args.smoke:
         sizes, pools, dense_sizes = [1250], [60], [1250]
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="bench_reshape_"))
-    figures: dict = {"device": args.device, "dtype": args.dtype, "threads": args.threads, "runs": []}
+    cpu = cpu_report()
+    figures: dict = {"device": args.device, "dtype": args.dtype, "threads": args.threads, "cpu": cpu, "runs": []}
+    print(
+        f"CPU: {cpu['model']}, {cpu['cores']} cores; avx512_bf16 {cpu['avx512_bf16']}, amx_bf16 {cpu['amx_bf16']}; "
+        f"torch reports bfloat16 units: {cpu['bf16_units_by_torch']}",
+        flush=True,
+    )
 
-    def report(label: str, result: dict) -> None:
-        figures["runs"].append({"label": label, **result})
+    def line(path: str, result: dict) -> str:
         if "error" in result:
-            print(f"{label:<44} FAILED: {result['error']}", flush=True)
-            return
-        print(
-            f"{label:<44} {result['wall_s']:>9.2f} s  peak {result['peak_rss_mb']:>7.0f} MB"
-            f"  (after imports {result['import_rss_mb']:.0f} MB)",
-            flush=True,
+            return f"   {path:<8} FAILED: {result['error']}"
+        return (
+            f"   {path:<8} {result['wall_s']:>9.2f} s  peak {result['peak_rss_mb']:>7.0f} MB"
+            f"  (after imports {result['import_rss_mb']:.0f} MB)"
         )
 
-    print(f"synthetic KADID-like data in {work} (machine shared: timings are noisy)", flush=True)
-    pool_dirs: dict[int, Path] = {}
-    for n in sorted(set(sizes) | set(dense_sizes)):
+    def compare(label: str, kind: str, data: Path, **extra: object) -> None:
+        """The same measurement on each path, side by side, with the ratio to the first."""
+        print(label, flush=True)
+        results = {}
+        for path in paths:
+            results[path] = measure(kind, data, work, path=path, device=args.device, threads=args.threads, **extra)
+            print(line(path, results[path]), flush=True)
+        run = {"label": label, "paths": results}
+        base, *others = paths
+        for other in others:
+            a, b = results[base], results[other]
+            if "error" in a or "error" in b:
+                continue
+            run[f"ratio_{base}_over_{other}"] = round(a["wall_s"] / max(b["wall_s"], 1e-9), 2)
+            run["identical"] = a.get("digest") == b.get("digest")
+            print(f"   ratio {base} / {other}: {run[f'ratio_{base}_over_{other}']:.2f}x; "
+                  f"identical results: {run['identical']} ({a.get('digest')})", flush=True)
+        for path in paths:
+            for search in results[path].get("searches", []):
+                print(f"     [{path}] {search}", flush=True)
+        figures["runs"].append(run)
+        if args.json:
+            Path(args.json).write_text(json.dumps(figures, indent=1, sort_keys=True))
+
+    def training(n: int) -> tuple[Path, dict]:
         data = work / f"train_{n}"
+        if args.reuse and (data / "scores.npy").exists():
+            total = len(np.load(data / "scores.npy"))
+            return data, {"n": total, "refs": len(np.load(data / "refs.npy"))}
         t0 = time.perf_counter()
         info = write_training(data, n, args.dtype)
-        print(
-            f"-- n = {info['n']} ({info['refs']} references), generated in {time.perf_counter() - t0:.0f} s"
-        )
+        print(f"-- n = {info['n']} ({info['refs']} references), generated in {time.perf_counter() - t0:.0f} s")
+        return data, info
+
+    def pool(m: int, data: Path, types: list[int], name: str) -> Path:
+        folder = work / name
+        if not (args.reuse and (folder / "pool.parquet").exists()):
+            t0 = time.perf_counter()
+            info = write_pool(folder, data, m, types, [1, 3, 5], args.dtype)
+            print(f"-- pool of {m} candidates ({info['pool_rows']} rows), generated in {time.perf_counter() - t0:.0f} s")
+        return folder
+
+    print(f"synthetic KADID-like data in {work} (machine shared: timings are noisy)", flush=True)
+    for n in sorted(set(sizes) | set(dense_sizes)):
+        data, info = training(n)
         if n in dense_sizes:
             dense = measure("dense", data, work, threads=args.threads)
-            core = measure("drc-core", data, work, device=args.device, threads=args.threads)
-            report(f"dense DRCDown (n x n), n={info['n']}", dense)
-            report(f"sparse DRCDown core, n={info['n']}", core)
-            if "error" not in dense and "error" not in core:
-                speed = dense["wall_s"] / max(core["wall_s"], 1e-9)
-                extra_dense = dense["peak_rss_mb"] - dense["import_rss_mb"]
-                extra_core = core["peak_rss_mb"] - core["import_rss_mb"]
-                print(
-                    f"   ratio: {speed:.1f}x faster; memory above imports {extra_dense:.0f} MB vs "
-                    f"{extra_core:.0f} MB ({extra_dense / max(extra_core, 1):.1f}x less); "
-                    f"same kept count: {dense['kept'] == core['kept']}"
-                )
-                figures["runs"][-1]["speedup_vs_dense"] = round(speed, 2)
+            print(f"dense DRCDown (n x n), n={info['n']}\n{line('dense', dense)}", flush=True)
+            figures["runs"].append({"label": f"dense DRCDown (n x n), n={info['n']}", "paths": {"dense": dense}})
+            compare(f"sparse DRCDown core, n={info['n']}", "drc-core", data)
         if n in sizes:
-            report(
-                f"reshape end to end, n={info['n']}, no pool",
-                measure("reshape", data, work, device=args.device, threads=args.threads, types="all"),
-            )
-            small_pool = min(pools)
-            if small_pool not in pool_dirs:
-                pool_dirs[small_pool] = work / f"pool_{small_pool}"
-                write_pool(
-                    pool_dirs[small_pool], data, small_pool, list(range(1, TYPES + 1)), [1, 3, 5], args.dtype
-                )
-            report(
-                f"reshape end to end, n={info['n']}, pool {small_pool}",
-                measure(
-                    "reshape",
-                    data,
-                    work,
-                    device=args.device,
-                    threads=args.threads,
-                    types="all",
-                    pool=pool_dirs[small_pool],
-                ),
+            compare(f"reshape end to end, n={info['n']}, no pool", "reshape", data, types="all")
+            if n > LARGE_POOL_RUN_MAX:  # the pool adds little at this size and each run takes minutes
+                continue
+            small = min(pools)
+            compare(
+                f"reshape end to end, n={info['n']}, pool {small}", "reshape", data,
+                types="all", pool=pool(small, data, list(range(1, TYPES + 1)), f"pool_{small}"),
             )
         shutil.rmtree(work / "out", ignore_errors=True)
     big_pools = [m for m in pools if m != min(pools)]
     if big_pools:
-        data = work / f"train_{sorted(sizes)[0]}"
+        data, _ = training(sorted(sizes)[0])
         livec = [1, 3, 10, 17, 18, 25]
         for m in big_pools:
-            folder = work / f"pool_{m}_livec"
-            t0 = time.perf_counter()
-            info = write_pool(folder, data, m, livec, [1, 3, 5], args.dtype)
-            print(
-                f"-- pool of {m} candidates ({info['pool_rows']} rows), generated in {time.perf_counter() - t0:.0f} s"
-            )
-            report(
-                f"reshape end to end, n={sorted(sizes)[0]} (livec), pool {m}",
-                measure(
-                    "reshape",
-                    data,
-                    work,
-                    device=args.device,
-                    threads=args.threads,
-                    types="livec",
-                    pool=folder,
-                ),
+            compare(
+                f"reshape end to end, n={sorted(sizes)[0]} (livec), pool {m}", "reshape", data,
+                types="livec", pool=pool(m, data, livec, f"pool_{m}_livec"),
             )
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=1, sort_keys=True))

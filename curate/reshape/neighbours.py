@@ -1,10 +1,24 @@
 """Neighbour search over L2-normalised vectors: the one place every reshape/analyze step gets its
 pairs, nearest and farthest neighbours from.
 
-Exact by default: blocked matrix products (torch, on CUDA when present), memory bounded by the
-block sizes, never an n x n dense matrix. Similarities are computed in float32 on the device; every
-pair or neighbour within ``EXACT_MARGIN`` of a decision boundary is recomputed in float64, so the
-results match a float64 brute-force statement of the rule.
+Exact by default, whatever runs underneath. Blocked matrix products (numpy float32 on the CPU,
+torch on CUDA, torch bfloat16 on CPUs with bfloat16 matrix units), memory bounded by the block
+sizes, never an n x n dense matrix. Every product is a *screen* with a proven error bound
+(:func:`float32_product_error`, :func:`bfloat16_product_error`): whatever lies within that bound of a
+decision is recomputed, finally in float64, so the results match a float64 brute-force statement of
+the rule on every path.
+
+Which products run is a *plan*. ``threshold_pairs`` visits rows in label order and compares each
+block only with the columns whose labels can be within the gap (the band); on large inputs it can
+also partition the vectors into clusters and skip every (row, cluster) that cannot hold a pair by
+the angle bound of :func:`_cluster_plan`. A plan decides speed, never the result.
+
+Where the work runs (``device``, ``screen``):
+
+* CUDA when present (``device="auto"``), screened in bfloat16 on tensor cores;
+* on the CPU, numpy float32 (no torch import: it costs seconds and hundreds of MB), unless the work
+  is large enough that torch's bfloat16 products pay for that, on a CPU with bfloat16 matrix units
+  (:func:`cpu_bfloat16_matmul`; ``CURATE_CPU_BF16=0`` makes any machine take the float32 path).
 
 An optional approximate backend (``faiss``) serves pools of many millions; it is documented as
 approximate and never used unless asked for.
@@ -13,9 +27,13 @@ approximate and never used unless asked for.
 from __future__ import annotations
 
 import contextlib
+import logging
+import math
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -23,24 +41,124 @@ from scipy.sparse.csgraph import connected_components
 
 from curate.devices import pick_device
 
-# float32 dot products of unit vectors err by ~1e-6; anything this close to a threshold is rechecked.
+log = logging.getLogger(__name__)
+
+# Products within this of a threshold are recomputed in float64 (a float32 dot product of unit
+# 512-d vectors errs by at most ~3e-5, typically ~1e-6; see float32_product_error).
 EXACT_MARGIN = 1e-4
-# A bfloat16 screen errs by at most ~0.006 on unit vectors: each input rounded with relative error
-# 2^-9 (|x~.y~ - x.y| <= (2u + u^2) sum|x_i y_i| <= 0.004 by Cauchy-Schwarz), float32 accumulation,
-# the output rounded by at most 2^-9. Pairs within this margin of the threshold go on to float32.
-SCREEN_MARGIN_BF16 = 0.02
 DEFAULT_BLOCK_ROWS = 1024
 DEFAULT_BLOCK_COLS = 8192
+
+# The environment setting that overrides the CPU's bfloat16 detection: auto (default), 0 or 1.
+CPU_BF16_ENV = "CURATE_CPU_BF16"
+# Products a CPU bfloat16 screen must have before it pays: torch's import (seconds, ~500 MB) when it
+# is not loaded yet, a few block conversions when it is. bfloat16 runs ~2-3x float32 on AVX512-BF16.
+CPU_BF16_MIN_FLOPS_COLD = 1.5e12
+CPU_BF16_MIN_FLOPS_WARM = 2e10
+
+# Cluster pruning (see _cluster_plan): clusters of about this many vectors, fitted on this many
+# sample vectors per cluster in this many rounds; tried from this n up, used when its estimated
+# work is at most PRUNE_PAYS of the band's. Small tiles run slower per product than big blocks.
+CLUSTER_SIZE = 64
+CLUSTER_FIT_SAMPLE = 3
+CLUSTER_FIT_ROUNDS = 3
+CLUSTER_MIN_N = 20_000
+CLUSTER_CAP_QUANTILE = 0.97  # the cap: vectors farther from their centre than 97% are outliers
+CLUSTER_REASSIGN_QUANTILE = 0.75  # vectors beyond this quantile of angle get a second assignment
+CLUSTER_ESTIMATE_ROWS = 2048  # rows whose tiles estimate the plan's work
+CLUSTER_ROW_CHUNK = 16384  # rows whose tiles are made at a time
+CLUSTER_MAX_RADIUS = math.radians(60.0)
+CLUSTER_TILE_COST = 2.0
+CLUSTER_MAX_STORED = 64
+TILE_BATCH_BYTES = 64 << 20  # memory of one batch of small tiles on torch  # (vector, nearby cluster) entries per vector the pass may keep
+PRUNE_PAYS = 0.5
+PRUNE_CHOICES = ("auto", "clusters", "none")
+SCREENS = ("auto", "float32", "bfloat16")
+
+_U32 = 2.0**-24  # unit roundoff of float32
+_U_BF16 = 2.0**-8  # unit roundoff of bfloat16 (8 significant bits)
+
+
+# --------------------------------------------------------------------------------------------
+# Error bounds and where the products run
+
+
+def float32_product_error(norm_product: float, dim: int) -> float:
+    """Largest possible |float32 dot product - exact| of two dim-vectors with ``|x| |y| <= norm_product``.
+
+    Inputs are exact in float32 (float32 or float16 values); a float32 accumulation of ``dim``
+    products in any order errs by at most ``gamma_dim * sum|x_i y_i| <= gamma_dim |x| |y|`` with
+    ``gamma_dim = dim u / (1 - dim u)``, u = 2^-24 (Cauchy-Schwarz bounds the sum).
+    """
+    gamma = dim * _U32 / (1.0 - dim * _U32)
+    return gamma * norm_product
+
+
+def bfloat16_product_error(norm_product: float, dim: int) -> float:
+    """Largest possible |bfloat16 screen - exact| of a dot product, ``|x| |y| <= norm_product``.
+
+    The screen rounds each input to bfloat16 (relative error <= u = 2^-8), multiplies exactly and
+    accumulates in float32 (oneDNN / cuBLAS with reduced-precision reductions off), and rounds the
+    output to bfloat16. With S = sum|x_i y_i| <= |x| |y|:
+
+    * inputs: |sum x~_i y~_i - sum x_i y_i| <= (2u + u^2) S;
+    * accumulation: <= gamma_dim (1 + u)^2 S (gamma as in :func:`float32_product_error`);
+    * output: <= u (1 + u)^2 (1 + gamma_dim) S.
+
+    About 0.0118 for unit vectors in 512-d. Subnormals flushed to zero change a product by less
+    than 1e-37, far below it.
+    """
+    u = _U_BF16
+    gamma = dim * _U32 / (1.0 - dim * _U32)
+    return ((2 * u + u * u) + gamma * (1 + u) ** 2 + u * (1 + u) ** 2 * (1 + gamma)) * norm_product
+
+
+def _screen_margin(bfloat16: bool, norm_product: float, dim: int) -> float:
+    """The margin a screen keeps below a threshold: its proven error, with room to spare."""
+    if bfloat16:
+        return 1.25 * bfloat16_product_error(norm_product, dim) + 1e-6
+    return max(EXACT_MARGIN, 2.0 * float32_product_error(norm_product, dim))
+
+
+def cpu_bfloat16_matmul() -> bool:
+    """Whether this CPU multiplies bfloat16 matrices in hardware (AMX-BF16 or AVX512-BF16), as torch reports it.
+
+    ``CURATE_CPU_BF16=0`` answers no and ``=1`` yes whatever the CPU (``auto``, the default, asks
+    torch). Without such units torch emulates bfloat16 more slowly than float32, so the automatic
+    choices (bfloat16 screens, ``curate embed --precision auto``) take float32 there.
+    """
+    setting = os.environ.get(CPU_BF16_ENV, "auto").strip().lower()
+    if setting in ("0", "off", "no", "false"):
+        return False
+    if setting in ("1", "on", "yes", "true"):
+        return True
+    if setting not in ("", "auto"):
+        from curate.errors import CurateError
+
+        raise CurateError(f"{CPU_BF16_ENV}={setting}: use auto, 0 or 1")
+    return _torch_reports_bf16_units()
+
+
+def _torch_reports_bf16_units() -> bool:
+    import torch
+
+    if not torch.backends.mkldnn.is_available():
+        return False
+    capability = getattr(getattr(torch._C, "_cpu", None), "_get_cpu_capability", None)
+    if capability is None:  # torch without the CPU feature report: assume no units
+        return False
+    features = capability()
+    return bool(features.get("amx_bf16") or features.get("avx512_bf16"))
 
 
 @contextlib.contextmanager
 def _full_float32() -> Iterator[None]:
-    """Matrix products with float32 accumulation, as the screening margins assume."""
+    """Matrix products with float32 accumulation, as the screening bounds assume."""
     import torch
 
     matmul = torch.backends.cuda.matmul
     saved = (matmul.allow_tf32, matmul.allow_bf16_reduced_precision_reduction)
-    # TF32 would break the float32 margin; reduced-precision reductions the bfloat16 one
+    # TF32 would break the float32 bound; reduced-precision reductions the bfloat16 one
     matmul.allow_tf32 = False
     matmul.allow_bf16_reduced_precision_reduction = False
     try:
@@ -49,35 +167,186 @@ def _full_float32() -> Iterator[None]:
         matmul.allow_tf32, matmul.allow_bf16_reduced_precision_reduction = saved
 
 
-def _screen_dtype(screen: str, dev: "torch.device") -> "torch.dtype":  # noqa: F821
-    import torch
-
-    if screen == "float32":
-        return torch.float32
-    if screen == "bfloat16":
-        return torch.bfloat16
-    if screen != "auto":
-        raise ValueError(f"screen {screen!r}: expected auto, float32 or bfloat16")
-    # On CUDA the bfloat16 screen runs on tensor cores, several times faster than float32. On the
-    # CPU it measured no faster here (the conversions and the float32 recomputation eat the gain).
-    return torch.bfloat16 if dev.type == "cuda" else torch.float32
-
-
 def _nvidia_present() -> bool:
     """Whether this machine has an NVIDIA driver loaded (checked without importing torch)."""
     return os.path.exists("/proc/driver/nvidia/version") or os.path.exists("/dev/nvidia0")
 
 
 def compute_device(device: str = "auto") -> "torch.device | None":  # noqa: F821
-    """Where the blocked products run: a torch CUDA device, or None for numpy on the CPU.
+    """Where the blocked products run: a torch CUDA device, or None for the CPU.
 
-    The CPU path uses numpy's BLAS and never imports torch, which saves its import time and
-    ~700 MB of resident memory; ``auto`` only imports torch when an NVIDIA driver is present.
+    ``auto`` only imports torch when an NVIDIA driver is present; on the CPU the float32 path is
+    numpy (see :func:`_choose_engine` for when torch's bfloat16 takes over).
     """
     if device == "cpu" or (device == "auto" and not _nvidia_present()):
         return None
     dev = pick_device(device)
     return dev if dev.type != "cpu" else None
+
+
+def _choose_engine(device: str, screen: str, flops: float, *, cuda_auto_bfloat16: bool = True) -> tuple[Any, bool]:
+    """(torch device or None for numpy, bfloat16?) for ``flops`` of products with ``screen``."""
+    if screen not in SCREENS:
+        raise ValueError(f"screen {screen!r}: expected one of {', '.join(SCREENS)}")
+    dev = compute_device(device)
+    if dev is not None:  # CUDA: bfloat16 on tensor cores unless float32 is asked for
+        return dev, screen == "bfloat16" or (screen == "auto" and cuda_auto_bfloat16)
+    if screen == "float32":
+        return None, False
+    if screen == "auto":
+        warm = "torch" in sys.modules
+        if flops < (CPU_BF16_MIN_FLOPS_WARM if warm else CPU_BF16_MIN_FLOPS_COLD):
+            return None, False
+        if not cpu_bfloat16_matmul():
+            return None, False
+    return pick_device("cpu"), True
+
+
+def _round_down_float32(value: float) -> np.float32:
+    f = np.float32(value)
+    return np.nextafter(f, np.float32(-np.inf)) if float(f) > value else f
+
+
+def _round_down_float32_array(values: np.ndarray) -> np.ndarray:
+    f = values.astype(np.float32)
+    up = f.astype(np.float64) > values
+    f[up] = np.nextafter(f[up], np.float32(-np.inf))
+    return f
+
+
+def _round_down_bfloat16_bits(value: float) -> int:
+    """The int16 bit pattern of the largest bfloat16 <= ``value`` (bfloat16 = top half of float32)."""
+    f = np.array([_round_down_float32(value)], dtype=np.float32)
+    bits = int(f.view(np.uint32)[0])
+    upper, lower = bits >> 16, bits & 0xFFFF
+    if lower and bits >> 31:  # negative: truncation moved it up; one step down in magnitude order
+        upper += 1
+    return int(np.array([upper], dtype=np.uint16).view(np.int16)[0])
+
+
+def _bfloat16_value(bits: int) -> float:
+    """The value of a bfloat16 given as its int16 bit pattern."""
+    upper = np.array([bits], dtype=np.int16).view(np.uint16).astype(np.uint32)
+    return float((upper << np.uint32(16)).view(np.float32)[0])
+
+
+class _Engine:
+    """Blocked products of rows of ``x``: numpy float32, or torch on ``dev`` in float32 or bfloat16.
+
+    ``margin`` is what a screen keeps below a threshold: at least the proven error of any product
+    of two vectors whose norms multiply to at most ``norm_product``.
+    """
+
+    def __init__(self, x: np.ndarray, dev: Any, bfloat16: bool, norm_product: float) -> None:
+        self.x = x
+        self.dev = dev
+        self.bfloat16 = bfloat16
+        self.margin = _screen_margin(bfloat16, norm_product, x.shape[1])
+        self.margin32 = _screen_margin(False, norm_product, x.shape[1])
+        if dev is not None:
+            import torch
+
+            self.torch = torch
+            self.dtype = torch.bfloat16 if bfloat16 else torch.float32
+            self.xt = torch.from_numpy(np.ascontiguousarray(x)).to(dev)
+
+    def describe(self) -> str:
+        if self.dev is None:
+            return "float32 (numpy, cpu)"
+        return f"{'bfloat16' if self.bfloat16 else 'float32'} (torch, {self.dev.type})"
+
+    def context(self) -> contextlib.AbstractContextManager[None]:
+        if self.dev is None:
+            return contextlib.nullcontext()
+        stack = contextlib.ExitStack()
+        stack.enter_context(self.torch.inference_mode())
+        stack.enter_context(_full_float32())
+        return stack
+
+    def take(self, idx: np.ndarray | slice) -> tuple[Any, Any]:
+        """Rows of x: (as stored, as screened)."""
+        if self.dev is None:
+            rows = self.x[idx].astype(np.float32, copy=False)
+            return rows, rows
+        if isinstance(idx, slice):
+            src = self.xt[idx]
+        else:
+            src = self.xt[self.torch.from_numpy(np.asarray(idx, dtype=np.int64)).to(self.dev)]
+        return src, src.to(self.dtype)
+
+    def load(self, block: np.ndarray) -> Any:
+        """Any float block (e.g. centroids, queries) in the screen's form."""
+        block = np.ascontiguousarray(block, dtype=np.float32)
+        if self.dev is None:
+            return block
+        return self.torch.from_numpy(block).to(self.dev).to(self.dtype)
+
+    def product(self, a: Any, b: Any) -> Any:
+        return a @ b.T
+
+    def above(self, sim: Any, cut: float) -> tuple[np.ndarray, np.ndarray]:
+        """(i, j) of the entries of ``sim`` above ``cut`` (every one above it, perhaps a few more)."""
+        if self.dev is None:
+            flat = np.flatnonzero(sim > _round_down_float32(cut))
+            return np.divmod(flat, sim.shape[1])
+        if self.bfloat16 and self.dev.type == "cpu" and cut > 0:
+            # compare bit patterns: positive bfloat16 values order as int16, negatives fall below
+            bits = sim.view(self.torch.int16).numpy()
+            flat = np.flatnonzero(bits > _round_down_bfloat16_bits(cut))
+            return np.divmod(flat, sim.shape[1])
+        # the largest value at or below cut that the screen's dtype holds exactly: no rounding up
+        limit = _bfloat16_value(_round_down_bfloat16_bits(cut)) if self.bfloat16 else float(_round_down_float32(cut))
+        hit = (sim > limit).nonzero().cpu().numpy()
+        return hit[:, 0], hit[:, 1]
+
+    def values(self, sim: Any, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """float32 values of the screened entries (i, j)."""
+        if self.dev is None:
+            return sim[i, j]
+        it = self.torch.from_numpy(i).to(self.dev)
+        jt = self.torch.from_numpy(j).to(self.dev)
+        return sim[it, jt].float().cpu().numpy()
+
+    def recheck(self, a: Any, b: Any, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """float32 products ``a[i] . b[j]`` of the rows as stored (after a bfloat16 screen)."""
+        it = self.torch.from_numpy(i).to(self.dev)
+        jt = self.torch.from_numpy(j).to(self.dev)
+        return (a[it].float() * b[jt].float()).sum(dim=1).cpu().numpy()
+
+    def best(self, dots: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's largest entry: (column, value as float64)."""
+        if self.dev is None:
+            best = np.argmax(dots, axis=1)
+            return best, dots[np.arange(dots.shape[0]), best].astype(np.float64)
+        best_t = self.torch.argmax(dots, dim=1)
+        value = dots.gather(1, best_t[:, None])[:, 0].float().cpu().numpy().astype(np.float64)
+        return best_t.cpu().numpy(), value
+
+    def above_columns(self, dots: Any, limit: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(i, j, value as float64) of the entries above their column's ``limit`` (or a hair less)."""
+        bound = _round_down_float32_array(np.minimum(np.asarray(limit, dtype=np.float64), 3e38))
+        if self.dev is None:
+            i, j = np.nonzero(dots > bound[None, :])
+            return i, j, dots[i, j].astype(np.float64)
+        bound_t = self.torch.from_numpy(bound).to(self.dev)
+        hit = (dots > bound_t[None, :]).nonzero()  # a bfloat16 entry compares exactly in float32
+        value = dots[hit[:, 0], hit[:, 1]].float().cpu().numpy().astype(np.float64)
+        hit = hit.cpu().numpy()
+        return hit[:, 0], hit[:, 1], value
+
+    def top(self, score: Any, take: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per row, the ``take`` largest entries (any order): (values float32, column indices)."""
+        if self.dev is None:
+            if score.shape[1] > take:
+                pos = np.argpartition(-score, take - 1, axis=1)[:, :take]
+                return np.take_along_axis(score, pos, axis=1), pos
+            return score, np.broadcast_to(np.arange(score.shape[1]), score.shape)
+        val, idx = self.torch.topk(score, min(take, score.shape[1]), dim=1)
+        return val.float().cpu().numpy(), idx.cpu().numpy()
+
+
+# --------------------------------------------------------------------------------------------
+# Pairs above a threshold
 
 
 class TooManyPairs(RuntimeError):
@@ -125,7 +394,11 @@ def _as_float32(x: np.ndarray) -> np.ndarray:
 
 
 def _exact_similarity(a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
-    """float64 cosine similarity of rows ``a[ia]`` and ``b[ib]`` (vectors assumed unit length)."""
+    """float64 cosine similarity of rows ``a[ia]`` and ``b[ib]`` (vectors assumed unit length).
+
+    Each value depends only on the two vectors (one fixed summation per pair), never on the path
+    that asked for it, so every screen ends in the same numbers.
+    """
     out = np.empty(ia.size, dtype=np.float64)
     step = 4096  # small chunks stay in cache
     for s in range(0, ia.size, step):
@@ -135,66 +408,406 @@ def _exact_similarity(a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndarr
     return out
 
 
-def _blocks_numpy(
-    x: np.ndarray, order: np.ndarray, spans: list[tuple[int, int, int, int]], threshold: float
-) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Per block: sorted positions (i, j), i < j, with float32 similarity above threshold - margin."""
-    cut = threshold - EXACT_MARGIN
-    cached_r0 = -1
-    rows = np.zeros((0, x.shape[1]), np.float32)
-    for r0, r1, c0, c1 in spans:
-        if r0 != cached_r0:
-            rows = x[order[r0:r1]].astype(np.float32)
-            cached_r0 = r0
-        sim = rows @ x[order[c0:c1]].astype(np.float32).T
-        flat = np.flatnonzero(sim > cut)
-        if flat.size == 0:
-            continue
-        width = c1 - c0
-        hi, hj = flat // width + r0, flat % width + c0
-        upper = hj > hi
-        yield hi[upper], hj[upper], sim.ravel()[flat[upper]]
+def _row_norms(x: np.ndarray) -> np.ndarray:
+    out = np.empty(x.shape[0], dtype=np.float64)
+    step = 4096
+    for s in range(0, x.shape[0], step):
+        block = x[s : s + step].astype(np.float64)
+        out[s : s + step] = np.sqrt(np.einsum("ij,ij->i", block, block))
+    return out
 
 
-def _blocks_torch(
+@dataclass
+class _Plan:
+    """Which products a search computes: ``tiles`` of positions into ``order`` (caller indices).
+
+    A tile ``(rows, c0, c1)`` compares the rows at positions ``rows`` (a slice or an int array)
+    with the columns at positions ``[c0, c1)``; only position pairs p < q count, so a pair is
+    computed in at most one tile. ``products`` counts (or, for tiles made as they are computed,
+    estimates) the similarities the tiles compute and ``overhead`` those spent planning.
+    """
+
+    order: np.ndarray
+    tiles: Iterable[tuple[Any, int, int]]
+    products: int
+    kind: str
+    overhead: int = 0
+    note: str = ""
+
+
+def _conservative_band_end(y_sorted: np.ndarray, upper: float, gap: float) -> int:
+    """First position whose label cannot be within ``gap`` above ``upper`` (a hair generous)."""
+    slack = 4 * np.finfo(np.float64).eps * (abs(upper) + abs(gap) + 1.0)
+    return int(np.searchsorted(y_sorted, upper + gap + slack, side="right"))
+
+
+def _conservative_band_start(y_sorted: np.ndarray, lower: float, gap: float) -> int:
+    slack = 4 * np.finfo(np.float64).eps * (abs(lower) + abs(gap) + 1.0)
+    return int(np.searchsorted(y_sorted, lower - gap - slack, side="left"))
+
+
+def _band_tiles(
+    y_sorted: np.ndarray | None, start: int, stop: int, gap: float | None, block_rows: int, block_cols: int
+) -> tuple[list[tuple[Any, int, int]], int]:
+    """Tiles over positions [start, stop) sorted by label: each row block against the columns from
+    itself up to where labels leave the gap (upper triangle only). Returns (tiles, products)."""
+    tiles: list[tuple[Any, int, int]] = []
+    products = 0
+    for r0 in range(start, stop, block_rows):
+        r1 = min(stop, r0 + block_rows)
+        c_end = stop
+        if y_sorted is not None and gap is not None:
+            band_end = start + _conservative_band_end(y_sorted[start:stop], float(y_sorted[r1 - 1]), gap)
+            c_end = min(stop, max(band_end, r1))
+        rows = slice(r0, r1)
+        for c0 in range(r0, c_end, block_cols):
+            c1 = min(c_end, c0 + block_cols)
+            tiles.append((rows, c0, c1))
+            products += (r1 - r0) * (c1 - c0)
+    return tiles, products
+
+
+def _fit_centres(x: np.ndarray, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Spherical k-means on a sample: (unit centres float32 [k', dim], sample indices).
+
+    Only speed depends on how good the clusters are; the bounds are computed from them exactly.
+    """
+    n = x.shape[0]
+    sample = np.sort(rng.choice(n, size=min(n, CLUSTER_FIT_SAMPLE * k), replace=False))
+    xs = x[sample].astype(np.float32)
+    xs /= np.maximum(np.linalg.norm(xs, axis=1, keepdims=True), 1e-30)
+    centres = xs[rng.choice(xs.shape[0], size=k, replace=False)].copy()
+    for _ in range(CLUSTER_FIT_ROUNDS):
+        assign = np.empty(xs.shape[0], dtype=np.int64)
+        for s in range(0, xs.shape[0], 2048):
+            assign[s : s + 2048] = np.argmax(xs[s : s + 2048] @ centres.T, axis=1)
+        member = sp.csr_matrix(
+            (np.ones(xs.shape[0], np.float32), (assign, np.arange(xs.shape[0]))), shape=(k, xs.shape[0])
+        )
+        sums = np.asarray(member @ xs)
+        norms = np.linalg.norm(sums, axis=1)
+        filled = norms > 0
+        centres[filled] = sums[filled] / norms[filled, None]
+    return centres, sample
+
+
+def _recentre(
+    x: np.ndarray, cluster: np.ndarray, centres: np.ndarray, norms: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Centres moved to the mean direction of all their members (float32), and each vector's
+    angle to its own centre (float64, rounded up by 1e-7 rad for arccos near 0)."""
+    k, dim = centres.shape
+    n = x.shape[0]
+    sums = np.zeros((k, dim), dtype=np.float64)
+    for s in range(0, n, 1 << 13):
+        stop = min(n, s + (1 << 13))
+        members = sp.csr_matrix((np.ones(stop - s), (cluster[s:stop], np.arange(stop - s))), shape=(k, stop - s))
+        sums += members @ x[s:stop].astype(np.float64)
+    lengths = np.linalg.norm(sums, axis=1)
+    moved = np.where(lengths[:, None] > 0, sums / np.maximum(lengths, 1e-300)[:, None], centres).astype(np.float32)
+    centres64 = moved.astype(np.float64)
+    centre_norms = np.linalg.norm(centres64, axis=1)
+    psi = np.empty(n, dtype=np.float64)
+    for s in range(0, n, 1 << 13):
+        stop = min(n, s + (1 << 13))
+        own = np.einsum("ij,ij->i", x[s:stop].astype(np.float64), centres64[cluster[s:stop]])
+        cos = own / (np.maximum(norms[s:stop], 1e-300) * centre_norms[cluster[s:stop]])
+        psi[s:stop] = np.arccos(np.clip(cos, -1.0, 1.0)) + 1e-7
+    return moved, psi
+
+
+def _cluster_plan(
     x: np.ndarray,
-    order: np.ndarray,
-    spans: list[tuple[int, int, int, int]],
+    y: np.ndarray | None,
+    gap: float | None,
     threshold: float,
-    dev: "torch.device",  # noqa: F821
-    screen: str,
-) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """The same blocks on a torch device, optionally screened in bfloat16 (see ``threshold_pairs``)."""
-    import torch
+    band_products: int,
+    block_rows: int,
+    block_cols: int,
+    *,
+    force: bool,
+    engine: _Engine,
+) -> _Plan | None:
+    """Tiles that skip every (row, cluster) that cannot hold a pair; None when that does not pay.
 
-    screen_dtype = _screen_dtype(screen, dev)
-    margin = SCREEN_MARGIN_BF16 if screen_dtype == torch.bfloat16 else EXACT_MARGIN
-    # the whole matrix is moved to the device once; blocks are gathered there in label order
-    xt = torch.from_numpy(np.ascontiguousarray(x)).to(dev)
-    order_t = torch.from_numpy(order).to(dev)
-    cached_r0 = -1
-    with torch.inference_mode(), _full_float32():
-        for r0, r1, c0, c1 in spans:
-            if r0 != cached_r0:
-                rows = xt[order_t[r0:r1]]
-                rows_screen = rows.to(screen_dtype)
-                cached_r0 = r0
-            cols = xt[order_t[c0:c1]]
-            sim = rows_screen @ cols.to(screen_dtype).T
-            hit = (sim > threshold - margin).nonzero()
-            hit = hit[hit[:, 1] + c0 > hit[:, 0] + r0]
-            if hit.numel() == 0:
+    The bound. Cluster B has a centre c_B and a radius theta_B >= angle(b, c_B) for each member b
+    (vectors farther than a cap from their centre are *outliers*, in no cluster). For a row a,
+    phi = angle(a, c_B) and b in B, the triangle inequality on the sphere gives
+    angle(a, b) >= phi - theta_B, so ``a.b <= |a| max|b| cos(max(0, phi - theta_B))``. When that is
+    at most the threshold (or the labels of B all lie at least the gap from a's), no member of B
+    pairs with a. theta_B is measured in float64 (rounded up), phi comes from the screened product
+    widened by its proven error, so the bound holds on the exact values.
+
+    The clusters (they decide speed only). Spherical k-means fitted on a sample; one pass assigns
+    every vector to its nearest centre, centres move to the mean of all their members, the quarter
+    of vectors farthest from theirs are reassigned and the centres move again; the cap is the 97th
+    percentile of the angles. A second pass over all (vector, centre) products, made as the tiles
+    are needed, keeps the pairs the bound cannot rule out. The same bound on a sample of rows
+    estimates the work; unless ``force``, the plan is dropped when that is not well below the band's.
+
+    The tiles. Positions: outliers first (in label order), then each cluster (members in label
+    order). A pair of positions p < q is computed with row p in the tile of q's cluster, and that
+    tile holds p whenever the bound lets p meet that cluster; outliers meet each other in a band.
+    So every pair that can pass is computed exactly once. The tiles are generated as they are
+    computed, a chunk of rows at a time: memory holds one chunk's (row, cluster) pairs.
+    """
+    n, dim = x.shape
+    if threshold <= 0 or n < max(4 * CLUSTER_SIZE, 8):
+        return None
+    norms = _row_norms(x)
+    max_norm = float(norms.max())
+    if max_norm * max_norm <= threshold:
+        return None  # no pair can pass at all; the band plan finds none quickly
+    k = max(2, n // CLUSTER_SIZE)
+    rng = np.random.default_rng(0)
+    centres, _ = _fit_centres(x, k, rng)
+    step = max(256, min(4096, (1 << 23) // max(k, 1)))
+
+    # Assignment: every vector to its nearest fitted centre, centres to their members' mean, the
+    # farthest vectors reassigned, centres moved again; then the radii, exactly.
+    cluster = np.empty(n, dtype=np.int64)
+    with engine.context():
+        centres_screen = engine.load(centres)
+        for s in range(0, n, step):
+            stop = min(n, s + step)
+            cluster[s:stop] = engine.best(engine.product(engine.take(slice(s, stop))[1], centres_screen))[0]
+    centres, psi = _recentre(x, cluster, centres, norms)
+    tail = np.flatnonzero(psi > np.quantile(psi, CLUSTER_REASSIGN_QUANTILE))
+    with engine.context():
+        centres_screen = engine.load(centres)
+        for s in range(0, tail.size, step):
+            rows = tail[s : s + step]
+            cluster[rows] = engine.best(engine.product(engine.take(rows)[1], centres_screen))[0]
+    centres, psi = _recentre(x, cluster, centres, norms)
+    centre_norms = np.linalg.norm(centres.astype(np.float64), axis=1)
+    cap = float(min(CLUSTER_MAX_RADIUS, np.quantile(psi, CLUSTER_CAP_QUANTILE)))
+    outlier = (psi > cap) | (norms == 0)  # no direction: an outlier (it passes no positive threshold)
+    member = ~outlier
+    theta = np.zeros(k)
+    np.maximum.at(theta, cluster[member], psi[member])
+    nmax = np.zeros(k)
+    np.maximum.at(nmax, cluster[member], norms[member])
+    counts = np.bincount(cluster[member], minlength=k)
+    ylo = np.full(k, np.inf)
+    yhi = np.full(k, -np.inf)
+    use_labels = y is not None and gap is not None
+    if use_labels:
+        assert y is not None
+        np.minimum.at(ylo, cluster[member], y[member])
+        np.maximum.at(yhi, cluster[member], y[member])
+    del psi, tail
+    # a.b can exceed the threshold only if angle(a, c_B) < theta_B + beta_B, where
+    # cos(beta_B) = threshold / (max|a| max|b|): a column test before the exact one per entry
+    ratio = np.where(nmax > 0, (threshold - 1e-9) / np.maximum(max_norm * nmax, 1e-300), np.inf)
+    reach_angle = theta + np.arccos(np.clip(ratio, -1.0, 1.0))
+    reach_cos = np.where((counts > 0) & (ratio <= 1.0), np.cos(np.minimum(reach_angle, math.pi)), np.inf)
+    err = engine.margin  # >= the proven error of each screened product x . c
+
+    # Positions: outliers (in label order), then each cluster, members in label order.
+    label = y if y is not None else np.zeros(n)
+    out_idx = np.flatnonzero(outlier)
+    out_idx = out_idx[np.lexsort((out_idx, label[out_idx]))]
+    mem_idx = np.flatnonzero(member)
+    mem_idx = mem_idx[np.lexsort((mem_idx, label[mem_idx], cluster[mem_idx]))]
+    order = np.concatenate([out_idx, mem_idx])
+    del out_idx, mem_idx, outlier, member
+    position_type = np.int32 if n < 2**31 else np.int64
+    position = np.empty(n, dtype=position_type)
+    position[order] = np.arange(n, dtype=position_type)
+    n_out = n - int(counts.sum())
+    starts = np.zeros(k + 1, dtype=np.int64)
+    np.cumsum(counts, out=starts[1:])
+    starts += n_out
+    y_pos = label[order] if use_labels else None
+
+    def meets(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(position, cluster) pairs, for the rows at positions ``rows``, that the bound cannot rule
+        out and whose cluster ends after the row (the tile of that cluster computes the pair)."""
+        parts_p, parts_b = [], []
+        for s in range(0, rows.size, step):
+            pos = rows[s : s + step]
+            a = order[pos]
+            dots = engine.product(engine.take(a)[1], centres_screen)
+            row_norm = np.maximum(norms[a], 1e-30)
+            # dots + err > reach_cos |a| |c_B|, the row factor at its loosest in this block
+            loose = np.where(reach_cos >= 0, row_norm.min(), row_norm.max()) * reach_cos * centre_norms - err
+            ai, bi, dot = engine.above_columns(dots, loose)
+            phi = np.arccos(np.clip((dot + err) / (row_norm[ai] * centre_norms[bi]), -1.0, 1.0)) - 1e-7
+            lower = np.clip(phi - theta[bi], 0.0, math.pi)
+            keep = (norms[a[ai]] * nmax[bi] * np.cos(lower) > threshold - 1e-9) & (pos[ai] < starts[bi + 1])
+            if use_labels:
+                ya = label[a[ai]]
+                keep &= (ya - yhi[bi] < gap) & (ylo[bi] - ya < gap)
+            parts_p.append(pos[ai[keep]])
+            parts_b.append(bi[keep])
+        return np.concatenate(parts_p), np.concatenate(parts_b)
+
+    def cluster_tiles(p: np.ndarray, b: np.ndarray) -> Iterator[tuple[np.ndarray, int, int]]:
+        """Each cluster against its rows (in label order, each chunk of them against the members
+        its labels can reach)."""
+        by_cluster = np.lexsort((y_pos[p], b)) if y_pos is not None else np.argsort(b, kind="stable")
+        p, b = p[by_cluster], b[by_cluster]
+        edges = np.flatnonzero(np.r_[True, b[1:] != b[:-1], True])
+        for lo_edge, hi_edge in zip(edges[:-1], edges[1:], strict=True):
+            rows = p[lo_edge:hi_edge].astype(np.int64)
+            c0, c1 = int(starts[b[lo_edge]]), int(starts[b[lo_edge] + 1])
+            for r0 in range(0, rows.size, block_rows):
+                chunk = rows[r0 : r0 + block_rows]
+                lo, hi = c0, c1
+                if y_pos is not None and gap is not None:
+                    lo = c0 + _conservative_band_start(y_pos[c0:c1], float(y_pos[chunk[0]]), gap)
+                    hi = c0 + _conservative_band_end(y_pos[c0:c1], float(y_pos[chunk[-1]]), gap)
+                for cc in range(lo, hi, block_cols):
+                    yield chunk, cc, min(hi, cc + block_cols)
+
+    # The work, estimated on a sample of rows with the exact bound, against the band's.
+    outlier_tiles, outlier_products = _band_tiles(y_pos, 0, n_out, gap, block_rows, block_cols)
+    sample = np.sort(rng.choice(n, size=min(n, CLUSTER_ESTIMATE_ROWS), replace=False)).astype(position_type)
+    with engine.context():
+        centres_screen = engine.load(centres)
+        sample_p, sample_b = meets(sample)
+    tiles_est = float(sum(chunk.size * (c1 - c0) for chunk, c0, c1 in cluster_tiles(sample_p, sample_b)))
+    tiles_est *= n / sample.size
+    estimate = n * k + CLUSTER_TILE_COST * tiles_est + outlier_products
+    note = (
+        f"{int(counts.astype(bool).sum())} clusters (cap {math.degrees(cap):.1f} deg), {n_out} outliers, "
+        f"~{(tiles_est + outlier_products) / max(band_products, 1):.4f} of the band's products"
+    )
+    if not force and estimate > PRUNE_PAYS * band_products:
+        log.info("cluster pruning not used: %s, ~%.3g products against the band's %.3g", note, estimate, band_products)
+        return None
+
+    def tiles() -> Iterator[tuple[Any, int, int]]:
+        yield from outlier_tiles
+        with engine.context():
+            chunk = max(step, CLUSTER_ROW_CHUNK)
+            for p0 in range(0, n, chunk):
+                rows = np.arange(p0, min(n, p0 + chunk), dtype=position_type)
+                yield from cluster_tiles(*meets(rows))
+
+    return _Plan(order, tiles(), int(tiles_est + outlier_products), "clusters", overhead=2 * n * k, note=note)
+
+
+def _band_plan(
+    n: int, y: np.ndarray | None, gap: float | None, block_rows: int, block_cols: int
+) -> _Plan:
+    if y is not None and gap is not None:
+        order = np.argsort(y, kind="stable")
+        tiles, products = _band_tiles(y[order], 0, n, gap, block_rows, block_cols)
+    else:
+        order = np.arange(n)
+        tiles, products = _band_tiles(None, 0, n, None, block_rows, block_cols)
+    return _Plan(order, tiles, products, "band")
+
+
+def _run_tiles(
+    engine: _Engine, plan: _Plan, threshold: float
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per tile: positions (p, q), p < q, whose screened product is within the screen's margin of
+    ``threshold`` or above, with a float32 value (rechecked from the stored rows after bfloat16).
+
+    Tiles with gathered rows (a cluster plan's) are small; on torch they run batched, collected
+    from the stream until a batch's worth is waiting."""
+    with engine.context():
+        if engine.dev is None:
+            yield from _run_one_by_one(engine, plan.order, plan.tiles, threshold)
+            return
+        waiting: list[tuple[Any, int, int]] = []
+        volume = 0
+        for tile in plan.tiles:
+            if isinstance(tile[0], slice):
+                yield from _run_one_by_one(engine, plan.order, [tile], threshold)
                 continue
-            if screen_dtype == torch.float32:
-                values = sim[hit[:, 0], hit[:, 1]]
-            else:  # the screen's survivors, recomputed in float32
-                values = (rows[hit[:, 0]].float() * cols[hit[:, 1]].float()).sum(dim=1)
-                close = values > threshold - EXACT_MARGIN
-                hit, values = hit[close], values[close]
-            if hit.numel() == 0:
+            waiting.append(tile)
+            volume += (tile[0].size + tile[2] - tile[1]) * engine.x.shape[1] * 6
+            if volume > 4 * TILE_BATCH_BYTES:
+                yield from _run_batched(engine, plan.order, waiting, threshold)
+                waiting, volume = [], 0
+        if waiting:
+            yield from _run_batched(engine, plan.order, waiting, threshold)
+
+
+def _run_one_by_one(
+    engine: _Engine, order: np.ndarray, tiles: Iterable[tuple[Any, int, int]], threshold: float
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    cut = threshold - engine.margin
+    last_rows: Any = None
+    rows_src = rows_screen = None
+    row_pos = np.zeros(0, dtype=np.int64)
+    for rows, c0, c1 in tiles:
+        if rows is not last_rows:
+            rows_src, rows_screen = engine.take(order[rows])
+            row_pos = np.arange(rows.start, rows.stop) if isinstance(rows, slice) else rows
+            last_rows = rows
+        cols_src, cols_screen = engine.take(order[c0:c1])
+        sim = engine.product(rows_screen, cols_screen)
+        i, j = engine.above(sim, cut)
+        if i.size == 0:
+            continue
+        p, q = row_pos[i], j + c0
+        upper = q > p
+        if not upper.all():
+            i, j, p, q = i[upper], j[upper], p[upper], q[upper]
+            if i.size == 0:
                 continue
-            hit = hit.cpu().numpy()
-            yield hit[:, 0] + r0, hit[:, 1] + c0, values.float().cpu().numpy()
+        if engine.bfloat16:
+            values = engine.recheck(rows_src, cols_src, i, j)
+            close = values > threshold - engine.margin32
+            p, q, values = p[close], q[close], values[close]
+        else:
+            values = engine.values(sim, i, j)
+        if p.size:
+            yield p, q, values
+
+
+def _bucket(size: int) -> int:
+    """``size`` rounded up to a batch shape: multiples of 16, at most 1/8 more."""
+    step = max(16, 1 << max(0, size.bit_length() - 4))
+    return -(-size // step) * step
+
+
+def _run_batched(
+    engine: _Engine, order: np.ndarray, tiles: list[tuple[Any, int, int]], threshold: float
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Small tiles as batched float32 products, padded with zero rows to power-of-two shapes (a zero
+    row's products are 0, below any positive threshold, and are dropped by position anyway).
+
+    float32 even after a bfloat16 screen elsewhere: inside a cluster most pairs are near the
+    threshold, so a screen would send nearly all of them to the recheck."""
+    torch = engine.torch
+    cut = threshold - engine.margin32
+    dim = engine.x.shape[1]
+    shapes: dict[tuple[int, int], list[int]] = {}
+    for t, (rows, c0, c1) in enumerate(tiles):
+        shapes.setdefault((_bucket(rows.size), _bucket(c1 - c0)), []).append(t)
+    for (rp, cp), members in sorted(shapes.items()):
+        per_tile = (rp + cp) * dim * 6 + rp * cp * 4
+        step = max(1, TILE_BATCH_BYTES // per_tile)
+        for s in range(0, len(members), step):
+            batch = [tiles[t] for t in members[s : s + step]]
+            count = len(batch)
+            row_pos = np.full((count, rp), -1, dtype=np.int64)
+            col_pos = np.full((count, cp), -1, dtype=np.int64)
+            for t, (rows, c0, c1) in enumerate(batch):
+                row_pos[t, : rows.size] = rows
+                col_pos[t, : c1 - c0] = np.arange(c0, c1)
+            rows_screen = engine.take(order[np.maximum(row_pos, 0)].ravel())[0].float()
+            cols_screen = engine.take(order[np.maximum(col_pos, 0)].ravel())[0].float()
+            rows_screen[torch.from_numpy((row_pos < 0).ravel()).to(engine.dev)] = 0
+            cols_screen[torch.from_numpy((col_pos < 0).ravel()).to(engine.dev)] = 0
+            sim = torch.bmm(rows_screen.view(count, rp, dim), cols_screen.view(count, cp, dim).transpose(1, 2))
+            flat = sim.view(count * rp, cp)
+            hit = (flat > float(_round_down_float32(cut))).nonzero().cpu().numpy()
+            i, j = hit[:, 0], hit[:, 1]
+            if i.size == 0:
+                continue
+            p, q = row_pos.ravel()[i], col_pos[i // rp, j]
+            keep = (p >= 0) & (q > p)
+            i, j, p, q = i[keep], j[keep], p[keep], q[keep]
+            if p.size:
+                it = torch.from_numpy(i).to(engine.dev)
+                jt = torch.from_numpy(j).to(engine.dev)
+                yield p, q, flat[it, jt].cpu().numpy()
 
 
 def threshold_pairs(
@@ -209,67 +822,70 @@ def threshold_pairs(
     max_pairs: int | None = None,
     screen: str = "auto",
     device: str = "auto",
+    prune: str = "auto",
 ) -> Pairs:
     """All pairs ``i < j`` with ``cos(v_i, v_j) > threshold`` (and ``|labels_i - labels_j| < max_label_gap``).
 
     ``vectors``: [n, dim] L2-normalised (float32 or float16; never copied whole on the CPU).
     With labels, rows are visited in label order and each block is compared only with the band of
     columns whose labels can be within the gap: the same result with a fraction of the products.
-    Memory: the input, one ``block_rows x block_cols`` float32 block and the pairs found
-    (int32 indices + float64 similarity, 16 bytes a pair).
+    Memory: the input, one ``block_rows x block_cols`` block and the pairs found (int32 indices +
+    float64 similarity, 16 bytes a pair); cluster pruning adds ~40 bytes per vector and 8-24 per
+    (vector, cluster it may meet), a few per vector on clustered data.
 
-    Membership is always exact (pairs within ``EXACT_MARGIN`` of the threshold are rechecked in
-    float64). ``exact_values=False`` keeps the float32 similarity of the other pairs (error ~1e-6)
+    Membership is always exact: every screen keeps all pairs within its proven error of the
+    threshold, and those within ``EXACT_MARGIN`` are rechecked in float64. ``exact_values=False``
+    keeps the float32 similarity of the other pairs (within ~1e-6, last bits depending on the path)
     instead of recomputing each in float64, which is what makes millions of pairs cheap.
     ``max_pairs``: raise :class:`TooManyPairs` as soon as more candidate pairs than this are found.
 
-    ``screen``: the precision of the blocked products. ``bfloat16`` (``auto`` picks it on CUDA)
-    screens with a proven error margin, then recomputes the surviving pairs in float32 (and near
-    the threshold in float64), so the result is the same as with ``float32``.
+    ``screen``: the precision of the blocked products: ``float32``, ``bfloat16`` (proven margin
+    :func:`bfloat16_product_error`, survivors recomputed in float32 then float64 as above) or
+    ``auto`` (bfloat16 on CUDA, and on CPUs with bfloat16 matrix units when the work pays for torch;
+    else float32). ``prune``: ``auto`` partitions large inputs into clusters and skips what the angle
+    bound rules out when its estimate says it pays (see :func:`_cluster_plan`); ``clusters`` always
+    does; ``none`` never. Neither changes the result.
     """
+    if prune not in PRUNE_CHOICES:
+        raise ValueError(f"prune {prune!r}: expected one of {', '.join(PRUNE_CHOICES)}")
     x = np.asarray(vectors)
     if x.ndim != 2:
         raise ValueError(f"expected a 2-D array of vectors, got shape {x.shape}")
     if x.dtype not in (np.float32, np.float16):
         x = np.ascontiguousarray(x, dtype=np.float32)
-    n = x.shape[0]
+    n, dim = x.shape
     use_labels = labels is not None and max_label_gap is not None
+    y: np.ndarray | None = None
     if use_labels:
         y = np.asarray(labels, dtype=np.float64)
         if y.shape != (n,):
             raise ValueError(f"labels has shape {y.shape}, expected ({n},)")
-        order = np.argsort(y, kind="stable")
-        y_sorted = y[order]
-    else:
-        order = np.arange(n)
-        y_sorted = None
+    gap = float(max_label_gap) if use_labels else None
     index_type = np.int32 if n < 2**31 else np.int64
-    # row block [r0, r1) meets the columns [r0, c_end): its label band, upper triangle only
-    spans = []
-    for r0 in range(0, n, block_rows):
-        r1 = min(n, r0 + block_rows)
-        c_end = n
-        if use_labels:
-            assert y_sorted is not None
-            c_end = max(int(np.searchsorted(y_sorted, y_sorted[r1 - 1] + max_label_gap, side="left")), r1)
-        spans.extend((r0, r1, c0, min(c_end, c0 + block_cols)) for c0 in range(r0, c_end, block_cols))
-    dev = compute_device(device)
-    if dev is None and screen == "bfloat16":  # asked for explicitly: torch on the CPU
-        dev = pick_device("cpu")
-    if dev is None:
-        blocks = _blocks_numpy(x, order, spans, threshold)
-    else:
-        blocks = _blocks_torch(x, order, spans, threshold, dev, screen)
+    plan = _band_plan(n, y, gap, block_rows, block_cols)
+    max_norm = max(1.0, float(_row_norms(x).max())) if n else 1.0
+    # the band's work decides the engine: pruning, where it pays, only makes it smaller
+    dev, bf16 = _choose_engine(device, screen, 2.0 * dim * plan.products)
+    engine = _Engine(x, dev, bf16, max_norm * max_norm)
+    if prune == "clusters" or (prune == "auto" and n >= CLUSTER_MIN_N):
+        pruned = _cluster_plan(
+            x, y, gap, threshold, plan.products, block_rows, block_cols, force=prune == "clusters", engine=engine
+        )
+        plan = pruned if pruned is not None else plan
+    log.info(
+        "threshold_pairs: n=%d, %s plan (%.3g products%s), %s screen",
+        n, plan.kind, plan.products, f"; {plan.note}" if plan.note else "", engine.describe(),
+    )
     found_i: list[np.ndarray] = []
     found_j: list[np.ndarray] = []
     found_s: list[np.ndarray] = []
     found = 0
-    for hi, hj, values in blocks:
+    for p, q, values in _run_tiles(engine, plan, threshold):
         # back to the caller's indices right away (int32: 8 bytes a candidate pair)
-        found_i.append(order[hi].astype(index_type))
-        found_j.append(order[hj].astype(index_type))
+        found_i.append(plan.order[p].astype(index_type))
+        found_j.append(plan.order[q].astype(index_type))
         found_s.append(values)
-        found += hi.size
+        found += p.size
         if max_pairs is not None and found > max_pairs:
             raise TooManyPairs(f"more than {max_pairs} pairs above similarity {threshold}")
     gi = np.concatenate(found_i) if found_i else np.zeros(0, index_type)
@@ -277,16 +893,25 @@ def threshold_pairs(
     sim64 = np.concatenate(found_s).astype(np.float64) if found_s else np.zeros(0, np.float64)
     del found_i, found_j, found_s
     # exact values in float64: all of them, or those near the threshold where membership is at stake
-    near = slice(None) if exact_values else np.flatnonzero(np.abs(sim64 - threshold) <= EXACT_MARGIN)
+    margin = engine.margin32
+    near = slice(None) if exact_values else np.flatnonzero(np.abs(sim64 - threshold) <= margin)
     sim64[near] = _exact_similarity(x, x, gi[near], gj[near])
     keep = sim64 > threshold
-    if use_labels:
-        keep &= np.abs(y[gi] - y[gj]) < max_label_gap
+    if y is not None and gap is not None:
+        keep &= np.abs(y[gi] - y[gj]) < gap
     gi, gj, sim64 = gi[keep], gj[keep], sim64[keep]
     lo, hi_ = np.minimum(gi, gj), np.maximum(gi, gj)
     del gi, gj
     srt = np.lexsort((hi_, lo))
     return Pairs(n, lo[srt], hi_[srt], sim64[srt])
+
+
+# --------------------------------------------------------------------------------------------
+# k nearest (or farthest) neighbours
+
+# Screened candidates kept per query beyond k, so that ties and screening error are settled exactly.
+KNN_EXTRA = 8
+KNN_EXTRA_BF16 = 32
 
 
 def knn(
@@ -299,12 +924,19 @@ def knn(
     block_rows: int = DEFAULT_BLOCK_ROWS,
     block_cols: int = DEFAULT_BLOCK_COLS,
     device: str = "auto",
+    screen: str = "auto",
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest (or farthest) rows of ``data`` for each query, by cosine distance.
 
     Returns ``(indices [nq, k], distances [nq, k])`` sorted by distance (ascending for nearest,
     descending for farthest), ties broken by the lower data index; distances are ``1 - cos`` in
     float64. ``exclude_self`` drops ``data[i]`` for query ``i`` (queries and data are the same set).
+
+    Exact on every path. The screen (float32, or bfloat16 where ``screen`` and the machine call for
+    it, as in :func:`threshold_pairs`) errs by at most delta per product. With s~ the screened and
+    tau~ the k-th best screened score of a query, every row among the exact k best has
+    s~ >= tau~ - 2 delta; all of those are rescored in float64 and ranked. A query whose short list
+    (k + a few) might have cut such a row off is redone over all the data in float32.
     """
     q = _as_float32(queries)
     d = _as_float32(data)
@@ -314,100 +946,134 @@ def knn(
     available = nd - (1 if exclude_self else 0)
     if k < 1 or k > available:
         raise ValueError(f"k={k} but only {available} neighbour(s) are available")
-    # Take a few extra per block so float32 ties at the cut are settled exactly in float64.
-    take = min(k + 8, available)
     sign = -1.0 if farthest else 1.0
-    dev = compute_device(device)
-    if dev is None:
-        candidates = _knn_candidates_numpy(q, d, take, sign, exclude_self, block_rows, block_cols)
-    else:
-        candidates = _knn_candidates_torch(q, d, take, sign, exclude_self, block_rows, block_cols, dev)
+    # On CUDA float32 products are cheap next to the rescoring a wider bfloat16 margin brings.
+    dev, bf16 = _choose_engine(device, screen, 2.0 * nq * nd * q.shape[1], cuda_auto_bfloat16=False)
+    norm_product = max(1.0, float(_row_norms(q).max(initial=0.0) * _row_norms(d).max(initial=0.0)))
+    engine = _Engine(d, dev, bf16, norm_product)
+    take = min(k + (KNN_EXTRA_BF16 if bf16 else KNN_EXTRA), available)
     out_idx = np.empty((nq, k), dtype=np.int64)
     out_dist = np.empty((nq, k), dtype=np.float64)
-    for r0, r1, cand in candidates:
-        rows = np.repeat(np.arange(r0, r1), cand.shape[1])
-        sim = _exact_similarity(q, d, rows, cand.ravel()).reshape(cand.shape)
-        if exclude_self:
-            sim[cand == np.arange(r0, r1)[:, None]] = np.nan
-        key = -sign * sim
-        key = np.where(np.isnan(key), np.inf, key)
-        order = np.lexsort((cand, key), axis=1)[:, :k]
-        out_idx[r0:r1] = np.take_along_axis(cand, order, axis=1)
-        out_dist[r0:r1] = 1.0 - np.take_along_axis(sim, order, axis=1)
+    unresolved: list[np.ndarray] = []
+    with engine.context():
+        for r0 in range(0, nq, block_rows):
+            r1 = min(nq, r0 + block_rows)
+            best_val, best_idx = _knn_screen(engine, q[r0:r1], r0, take, sign, exclude_self, block_cols)
+            order = np.argsort(-best_val, axis=1, kind="stable")
+            best_val = np.take_along_axis(best_val, order, axis=1)
+            best_idx = np.take_along_axis(best_idx, order, axis=1)
+            floor = best_val[:, k - 1].astype(np.float64) - 2.0 * engine.margin
+            if take == available:
+                resolved = np.ones(r1 - r0, dtype=bool)
+            else:
+                resolved = best_val[:, take - 1].astype(np.float64) < floor
+            rows = np.flatnonzero(resolved)
+            if rows.size:
+                inside = best_val[rows] >= floor[rows, None]
+                cand_rows = np.repeat(rows + r0, inside.sum(axis=1))
+                cand_cols = best_idx[rows][inside]
+                idx, dist = _rank_exact(q, d, cand_rows, cand_cols, rows + r0, k, sign)
+                out_idx[rows + r0], out_dist[rows + r0] = idx, dist
+            unresolved.append(np.flatnonzero(~resolved) + r0)
+    redo = np.concatenate(unresolved) if unresolved else np.zeros(0, np.int64)
+    if redo.size:
+        margin = _screen_margin(False, norm_product, q.shape[1])
+        idx, dist = _knn_exhaustive(q, d, redo, k, sign, exclude_self, margin, block_cols)
+        out_idx[redo], out_dist[redo] = idx, dist
+    log.info("knn: %d queries x %d rows, %s screen, %d redone in full", nq, nd, engine.describe(), redo.size)
     return out_idx, out_dist
 
 
-def _knn_candidates_numpy(
-    q: np.ndarray, d: np.ndarray, take: int, sign: float, exclude_self: bool, block_rows: int, block_cols: int
-) -> Iterator[tuple[int, int, np.ndarray]]:
-    """Per query block: the ``take`` best data indices by float32 score (any order)."""
-    nq, nd = q.shape[0], d.shape[0]
-    for r0 in range(0, nq, block_rows):
-        r1 = min(nq, r0 + block_rows)
-        best_val = np.zeros((r1 - r0, 0), np.float32)
-        best_idx = np.zeros((r1 - r0, 0), np.int64)
-        for c0 in range(0, nd, block_cols):
-            c1 = min(nd, c0 + block_cols)
-            score = sign * (q[r0:r1] @ d[c0:c1].T)
-            if exclude_self:
-                own = np.arange(max(r0, c0), min(r1, c1))
-                score[own - r0, own - c0] = -np.inf
-            if score.shape[1] > take:  # this block's best first, then merge the small lists
-                pos = np.argpartition(-score, take - 1, axis=1)[:, :take]
-                val = np.take_along_axis(score, pos, axis=1)
-                idx = pos + c0
-            else:
-                val = score
-                idx = np.broadcast_to(np.arange(c0, c1), score.shape)
-            val = np.concatenate([best_val, val], axis=1)
-            idx = np.concatenate([best_idx, idx], axis=1)
-            if val.shape[1] > take:
-                pos = np.argpartition(-val, take - 1, axis=1)[:, :take]
-                val = np.take_along_axis(val, pos, axis=1)
-                idx = np.take_along_axis(idx, pos, axis=1)
-            best_val, best_idx = val, idx
-        yield r0, r1, best_idx
+def _knn_screen(
+    engine: _Engine, queries: np.ndarray, r0: int, take: int, sign: float, exclude_self: bool, block_cols: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """For a block of queries: the ``take`` best data rows by screened score ``sign * q.d`` (any
+    order), as (scores float32 [b, take], data indices [b, take])."""
+    nd = engine.x.shape[0]
+    rows = queries.shape[0]
+    screen_q = engine.load(queries)
+    best_val = np.zeros((rows, 0), np.float32)
+    best_idx = np.zeros((rows, 0), np.int64)
+    for c0 in range(0, nd, block_cols):
+        c1 = min(nd, c0 + block_cols)
+        _, cols = engine.take(slice(c0, c1))
+        score = engine.product(screen_q, cols)
+        if sign < 0:
+            score = -score
+        if exclude_self:
+            own = np.arange(max(r0, c0), min(r0 + rows, c1))
+            if own.size:
+                if engine.dev is None:
+                    score[own - r0, own - c0] = -np.inf
+                else:
+                    ot = engine.torch.from_numpy(own).to(engine.dev)
+                    score[ot - r0, ot - c0] = -float("inf")
+        val, pos = engine.top(score, take)
+        val = np.concatenate([best_val, val.astype(np.float32)], axis=1)
+        idx = np.concatenate([best_idx, pos + c0], axis=1)
+        if val.shape[1] > take:
+            keep = np.argpartition(-val, take - 1, axis=1)[:, :take]
+            val = np.take_along_axis(val, keep, axis=1)
+            idx = np.take_along_axis(idx, keep, axis=1)
+        best_val, best_idx = val, idx
+    return best_val, best_idx
 
 
-def _knn_candidates_torch(
+def _rank_exact(
     q: np.ndarray,
     d: np.ndarray,
-    take: int,
+    cand_rows: np.ndarray,
+    cand_cols: np.ndarray,
+    rows: np.ndarray,
+    k: int,
+    sign: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rescore candidate (query, data) pairs in float64 and keep each query's k best, ties to the
+    lower data index. ``rows``: the queries, ascending; each has at least k candidates."""
+    sim = _exact_similarity(q, d, cand_rows, cand_cols)
+    key = -sign * sim
+    order = np.lexsort((cand_cols, key, cand_rows))
+    cand_rows, cand_cols, sim = cand_rows[order], cand_cols[order], sim[order]
+    first = np.searchsorted(cand_rows, rows)
+    pick = first[:, None] + np.arange(k)[None, :]
+    return cand_cols[pick], 1.0 - sim[pick]
+
+
+def _knn_exhaustive(
+    q: np.ndarray,
+    d: np.ndarray,
+    rows: np.ndarray,
+    k: int,
     sign: float,
     exclude_self: bool,
-    block_rows: int,
+    margin: float,
     block_cols: int,
-    dev: "torch.device",  # noqa: F821
-) -> Iterator[tuple[int, int, np.ndarray]]:
-    import torch
-
-    nq, nd = q.shape[0], d.shape[0]
-    qt = torch.from_numpy(q).to(dev)
-    dt = torch.from_numpy(d).to(dev)
-    with torch.inference_mode(), _full_float32():
-        for r0 in range(0, nq, block_rows):
-            r1 = min(nq, r0 + block_rows)
-            best_val = None
-            best_idx = None
-            for c0 in range(0, nd, block_cols):
-                c1 = min(nd, c0 + block_cols)
-                score = sign * (qt[r0:r1] @ dt[c0:c1].T)
-                if exclude_self:
-                    own = torch.arange(max(r0, c0), min(r1, c1), device=dev)
-                    score[own - r0, own - c0] = -torch.inf
-                kk = min(take, c1 - c0)
-                val, idx = torch.topk(score, kk, dim=1)
-                idx = idx + c0
-                if best_val is None:
-                    best_val, best_idx = val, idx
-                else:
-                    val = torch.cat([best_val, val], dim=1)
-                    idx = torch.cat([best_idx, idx], dim=1)
-                    kk = min(take, val.shape[1])
-                    best_val, pos = torch.topk(val, kk, dim=1)
-                    best_idx = torch.gather(idx, 1, pos)
-            assert best_idx is not None
-            yield r0, r1, best_idx.cpu().numpy()
+) -> tuple[np.ndarray, np.ndarray]:
+    """The exact k best for the queries ``rows`` over all the data: the k-th best float32 score,
+    then every row within 2 * margin of it (any number: duplicates), rescored in float64."""
+    nd = d.shape[0]
+    out_idx = np.empty((rows.size, k), dtype=np.int64)
+    out_dist = np.empty((rows.size, k), dtype=np.float64)
+    chunk = max(1, min(1024, (1 << 22) // max(nd, 1)))
+    for s in range(0, rows.size, chunk):
+        part = rows[s : s + chunk]
+        block = q[part]
+        scores = []
+        for c0 in range(0, nd, block_cols):
+            c1 = min(nd, c0 + block_cols)
+            score = sign * (block @ d[c0:c1].T)
+            if exclude_self:
+                own = (part >= c0) & (part < c1)
+                score[np.flatnonzero(own), part[own] - c0] = -np.inf
+            scores.append(score)
+        full = np.concatenate(scores, axis=1)  # [chunk, nd], small by the chunk size
+        kth = -np.partition(-full, k - 1, axis=1)[:, k - 1].astype(np.float64)
+        inside = full >= (kth - 2.0 * margin)[:, None]
+        cand_rows = np.repeat(part, inside.sum(axis=1))
+        cand_cols = np.nonzero(inside)[1]
+        idx, dist = _rank_exact(q, d, cand_rows, cand_cols, part, k, sign)
+        out_idx[s : s + part.size], out_dist[s : s + part.size] = idx, dist
+    return out_idx, out_dist
 
 
 def knn_faiss(queries: np.ndarray, data: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
