@@ -68,8 +68,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
     assert ds.pool_frame is not None
     _write_images(ds.pool_frame[ds.pool_frame["is_reference"]], tmp / "pool_root")
     manifest = tmp / "manifest.parquet"
-    paper = reshape(ds.corpus, ds.embeddings, tmp / "paper.parquet", pool=ds.pool, pool_embeddings=ds.pool_embeddings,
-                    params=ReshapeParams(types=TYPES, redundancy=DRCParams(group_cap=GROUP_CAP), device="cpu"))
+    reshape(ds.corpus, ds.embeddings, tmp / "paper.parquet", pool=ds.pool, pool_embeddings=ds.pool_embeddings,
+            params=ReshapeParams(types=TYPES, redundancy=DRCParams(group_cap=GROUP_CAP), device="cpu"))
     size = len(pd.read_parquet(tmp / "paper.parquet")) + 5  # adds back a few originals, not every one
     result = reshape(ds.corpus, ds.embeddings, manifest, pool=ds.pool, pool_embeddings=ds.pool_embeddings,
                      params=ReshapeParams(types=TYPES, redundancy=DRCParams(group_cap=GROUP_CAP), target_size=size,
