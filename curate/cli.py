@@ -483,6 +483,12 @@ def reshape_command(
     help="Pool embeddings (for --pool, and for a manifest's upsampled rows).",
 )
 @click.option("--manifest", type=click.Path(exists=True, dir_okay=False), help="A reshaped manifest: before/after.")
+@click.option(
+    "--compare",
+    "comparison",
+    type=click.Path(exists=True, file_okay=False),
+    help="A finished 'curate compare' folder: the page shows its table, sentences, figure and training curves.",
+)
 @param_option(AnalyzeParams, "types")
 @param_option(AnalyzeParams, "seed")
 @param_option(AnalyzeParams, "sample_cap")
@@ -499,6 +505,7 @@ def analyze_command(
     pool: str | None,
     pool_embeddings: str | None,
     manifest: str | None,
+    comparison: str | None,
     output: str,
     **settings: Any,
 ) -> None:
@@ -509,7 +516,8 @@ def analyze_command(
         raise click.UsageError("--pool needs --pool-embeddings")
     params = AnalyzeParams(redundancy=pop_drc(settings), **settings)
     report = analyze(
-        corpus, embeddings, output, pool=pool, pool_embeddings=pool_embeddings, manifest=manifest, params=params
+        corpus, embeddings, output, pool=pool, pool_embeddings=pool_embeddings, manifest=manifest,
+        compare=comparison, params=params,
     )
     for line in report.lines():
         click.echo(line)

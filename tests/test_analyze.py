@@ -248,6 +248,7 @@ def test_report_files_and_html_links(report: tuple[Path, dict]) -> None:
         "scores.png",
         "nn_distances.png",
         "pool_placement.png",
+        "gallery.png",  # the corpus's own images, one reference by type and level
     }
     assert set(pngs) == expected
     for name in pngs:

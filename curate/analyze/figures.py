@@ -1,5 +1,5 @@
 """The report's plots (matplotlib, Agg). Each ``plot_*`` function draws one figure from plain
-arrays and returns it; :func:`save_png` writes it.
+arrays and returns it; :func:`save_png` writes it (or an image sheet drawn with Pillow).
 
 Figures are drawn with fixed sizes, fonts and seeded point order, so the same data gives the same
 PNG bytes. Scatter maps draw points in a seeded random order so that no class hides the others.
@@ -40,8 +40,15 @@ def _pyplot() -> Any:
 
 
 def save_png(fig: Any, path: Path) -> None:
-    """Write ``fig`` as PNG and close it. No timestamp or version in the PNG, so identical data gives
-    identical bytes across releases."""
+    """Write ``fig`` (a matplotlib figure, or a Pillow image sheet) as PNG and close it. No
+    timestamp or version in the PNG, so identical data gives identical bytes across releases."""
+    from PIL import Image
+
+    if isinstance(fig, Image.Image):
+        from curate.distort.gallery import save_sheet
+
+        save_sheet(fig, path)
+        return
     fig.savefig(path, dpi=DPI, metadata={"Software": None})
     _pyplot().close(fig)
 
@@ -417,4 +424,79 @@ def plot_scores(before: np.ndarray, after: Mapping[str, np.ndarray] | None) -> A
         ax.set_xlabel("score (0-10, higher = better)")
         ax.grid(True, lw=0.3, alpha=0.5)
     fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Image grids (thumbnails)
+
+MISSING_FACE = "#ececec"
+FRAME_COLOURS = {"kept": "#2e7d32", "dropped": "#c62828", "candidate": "#1f4e79", None: "#cccccc"}
+
+
+@dataclass(frozen=True)
+class ImageCell:
+    """One thumbnail: ``image`` HxWx3 uint8 (None: a labelled blank saying ``missing``), its
+    ``caption`` (lines) and a ``frame`` kind (a key of :data:`FRAME_COLOURS`)."""
+
+    image: np.ndarray | None
+    caption: str
+    frame: str | None = None
+    missing: str = "image missing"
+
+
+def plot_image_grid(
+    rows: Sequence[Sequence[ImageCell | None]],
+    *,
+    title: str,
+    row_labels: Sequence[str] | None = None,
+    cell_width: float = 1.9,
+) -> Any:
+    """Thumbnails in rows, laid out at fixed positions; a None cell is left empty.
+
+    Every image keeps its aspect inside a cell ``cell_width`` inches wide (cells as tall as the
+    images' median aspect makes them), its caption below it and a frame coloured by kind;
+    ``row_labels`` are written left of the rows.
+    """
+    plt = _pyplot()
+    cells = [c for r in rows for c in r if c is not None]
+    aspects = [c.image.shape[0] / c.image.shape[1] for c in cells if c.image is not None]
+    aspect = float(np.clip(np.median(aspects), 0.5, 1.5)) if aspects else 0.75
+    image_h = cell_width * aspect
+    line = 0.15  # inches per caption line (8 pt)
+    gap, top, side = 0.12, 0.45, 0.1
+    label_w = 1.0 if row_labels else 0.0
+    n_cols = max(1, max((len(r) for r in rows), default=1))
+    captions = [max((c.caption.count("\n") + 1 for c in r if c is not None), default=1) for r in rows]
+    heights = [image_h + line * n + 0.1 for n in captions]
+    width = side * 2 + label_w + n_cols * cell_width + (n_cols - 1) * gap
+    height = top + sum(heights) + gap * max(0, len(rows) - 1) + side
+    fig = plt.figure(figsize=(width, height))
+    fig.suptitle(title, fontsize=10, y=1 - 0.12 / height, va="top")
+    y = height - top
+    for i, row in enumerate(rows):
+        y_image = y - image_h
+        if row_labels is not None and i < len(row_labels):
+            fig.text(side / width, (y_image + image_h / 2) / height, row_labels[i], fontsize=8,
+                     fontweight="bold", va="center", ha="left")
+        for j, cell in enumerate(row):
+            if cell is None:
+                continue
+            x = side + label_w + j * (cell_width + gap)
+            ax = fig.add_axes((x / width, y_image / height, cell_width / width, image_h / height))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if cell.image is not None:
+                ax.imshow(cell.image, interpolation="lanczos")
+            else:
+                ax.set_facecolor(MISSING_FACE)
+                ax.text(0.5, 0.5, cell.missing, ha="center", va="center", fontsize=8, color="#555555",
+                        transform=ax.transAxes)
+            colour = FRAME_COLOURS.get(cell.frame, FRAME_COLOURS[None])
+            for spine in ax.spines.values():
+                spine.set_edgecolor(colour)
+                spine.set_linewidth(2.0 if cell.frame else 0.8)
+            fig.text((x + cell_width / 2) / width, (y_image - 0.04) / height, cell.caption, fontsize=8,
+                     ha="center", va="top", linespacing=1.15)
+        y -= heights[i] + gap
     return fig

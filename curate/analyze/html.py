@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 from typing import Any
 
 from curate.analyze.figures import distortion_label
+from curate.compare.report import comparison_html
 
 SECTIONS = (
+    ("distortions", "Distortion types analysed"),
     ("content", "Content distribution"),
+    ("candidates", "Pool candidates: kept and refused"),
     ("density", "Density structure"),
     ("redundancy", "Redundancy"),
     ("labels", "Labels"),
     ("reshape", "What reshaping did"),
 )
+# Where a list of notes is too long to read on the page, the rest stay in summary.json.
+NOTES_SHOWN = 5
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1180px;
@@ -33,7 +38,13 @@ figcaption b { color: #222; }
 .note { color: #666; font-size: 0.9rem; }
 tr.sub td { background: #fafafa; font-weight: 600; color: #555; font-size: 0.85rem; }
 .tables { display: flex; flex-wrap: wrap; gap: 0 2.5rem; align-items: flex-start; }
+.tables > div > p.note { max-width: 32rem; }
 code { font-size: 0.88rem; }
+.banner { background: #fff3cd; border: 2px solid #c98a00; border-radius: 4px; padding: 0.7rem 1rem;
+          margin: 1rem 0; font-weight: 600; color: #5c3d00; }
+.banner p { margin: 0.2rem 0; }
+.warn { background: #fdecea; border-left: 4px solid #c62828; padding: 0.4rem 0.8rem; color: #5a1a1a;
+        font-size: 0.92rem; }
 """
 
 
@@ -92,6 +103,13 @@ def _key_numbers(summary: dict[str, Any]) -> list[tuple[str, str, str | None]]:
     def heading(label: str) -> None:
         rows.append(("#" + label, "", "" if has_after else None))
 
+    rows.append(
+        (
+            "distortion types",
+            _types(_get(summary, "before", "types")),
+            _types(_get(summary, "after", "types")) if has_after else None,
+        )
+    )
     row("samples", ("samples",))
     row("contents (distinct references)", ("contents",))
     row("scored samples", ("scored",))
@@ -123,6 +141,28 @@ def _key_numbers(summary: dict[str, Any]) -> list[tuple[str, str, str | None]]:
     row("sample-weighted group size", ("redundancy", "sample_weighted_group_size"))
     row("DRCDown would remove", ("redundancy", "drcdown_would_remove"))
     return rows
+
+
+def _types(codes: Any) -> str:
+    return "–" if not codes else escape(", ".join(map(str, codes)))
+
+
+def types_note(summary: dict[str, Any]) -> str:
+    """Which samples the "before" column counts: the analysed types, of how many in the corpus."""
+    corpus = summary["corpus"]
+    analysed, every = corpus.get("types_analysed", []), corpus.get("types", [])
+    if summary["params"].get("types") is not None:
+        which = (
+            f"of the analysed distortion types only ({_types(analysed)}, <code>--types</code>; the corpus has "
+            f"{len(every)} type(s))"
+        )
+    else:
+        which = f"of every distortion type of the corpus ({len(every)})"
+    return (
+        f'<p class="note">The corpus (before) column counts the distorted samples {which}: '
+        f"{_fmt(corpus['samples_analysed'])} of its {_fmt(corpus.get('distorted'))} distorted images. "
+        f"Its {_fmt(corpus['references'])} reference images are not samples.</p>"
+    )
 
 
 def _table(
@@ -206,8 +246,75 @@ def _data_link(figure: Figure) -> str:
     return f' Data: <a href="{escape(figure.data)}">{escape(figure.data)}</a>.'
 
 
-def render_index(summary: dict[str, Any], figures: Sequence[Figure]) -> str:
-    """The report page: inputs, a key-numbers table, then the figures by section with captions."""
+def add_back_note(sized: Mapping[str, Any]) -> str:
+    """What ``--target-size`` did to the reshape's redundancy groups (a warning when some now keep
+    more members than DRCDown allows)."""
+    added = sized.get("added_back")
+    back = (
+        f" added back {_fmt(added['originals'])} original(s) and {_fmt(added['upsampled'])} upsampled row(s);"
+        if added
+        else ""
+    )
+    rule = f"max(cap {sized['group_cap']}, floor(size x {sized['keep_fraction']:g}))"
+    if not sized["groups_above_cap"]:
+        return (
+            f'<p class="note">--target-size {_fmt(sized["target_size"])}:{back} no redundancy group keeps more '
+            f"members than DRCDown's {rule}.</p>"
+        )
+    largest = sized["largest_excess"]
+    return (
+        f'<p class="warn">--target-size {_fmt(sized["target_size"])}:{back} '
+        f"{_fmt(sized['groups_above_cap'])} redundancy group(s) now keep more members than DRCDown's "
+        f"{rule} ({_fmt(sized['rows_above_cap'])} rows above it; most in group {largest['group_id']}: "
+        f"{_fmt(largest['kept'])} of {_fmt(largest['group_size'])} kept where DRCDown keeps "
+        f"{_fmt(largest['allowed'])}). Reaching the target size this way undoes part of DRCDown's thinning.</p>"
+    )
+
+
+def _banner(summary: dict[str, Any]) -> str:
+    warnings = summary.get("encoder_warnings") or []
+    if not warnings:
+        return ""
+    lines = (f"<p><b>{escape(w['message'])}</b> {escape(w['note'])}</p>" for w in warnings)
+    return '<div class="banner">' + "".join(lines) + "</div>"
+
+
+def _outcome(summary: dict[str, Any], comparison: Mapping[str, Any]) -> str:
+    """The comparison section: compare's own fragment, with its figures copied under ``compare/``."""
+    entry = summary["compare"]
+    parts = ["<h2>Outcome: does reshaping help? (curate compare)</h2>"]
+    if entry.get("same_corpus") is False:
+        parts.append(
+            '<p class="warn">This comparison was run on another corpus than the one analysed here '
+            "(its recorded corpus fingerprint differs).</p>"
+        )
+    parts.append(comparison_html(comparison, entry["folder"] + "/"))
+    parts.append(
+        f'<p class="note">From <code>{escape(str(summary["input_paths"]["compare"]))}</code>; copied here: '
+        + ", ".join(f'<a href="{escape(f)}">{escape(f)}</a>' for f in entry["files"])
+        + ".</p>"
+    )
+    return "\n".join(parts)
+
+
+def _example_notes(summary: dict[str, Any]) -> str:
+    examples = summary.get("examples") or {}
+    items = [escape(str(n)) for n in examples.get("notes", [])]
+    missing = examples.get("missing_images", [])
+    if missing:
+        listed = "; ".join(escape(f"{m['sample_id']} ({m['message']})") for m in missing[:NOTES_SHOWN])
+        more = f"; {len(missing) - NOTES_SHOWN:,} more in summary.json" if len(missing) > NOTES_SHOWN else ""
+        items.append(f"{len(missing):,} image(s) could not be read and are shown as labelled blanks: {listed}{more}")
+    if not items:
+        return ""
+    return '<p class="note">' + "<br>".join(items) + "</p>"
+
+
+def render_index(
+    summary: dict[str, Any], figures: Sequence[Figure], comparison: Mapping[str, Any] | None = None
+) -> str:
+    """The report page: a banner when the features are suspect, the comparison (given a compare
+    summary), inputs and key numbers, then the figures by section with captions."""
     has_after = "after" in summary
     parts = [
         "<!DOCTYPE html>",
@@ -218,11 +325,15 @@ def render_index(summary: dict[str, Any], figures: Sequence[Figure]) -> str:
         "<h1>curate analyze report</h1>",
         f'<p class="note">curate {escape(str(summary["curate_version"]))} · seed {summary["seed"]} · '
         f"encoder {escape(str(summary['encoder'].get('name', '?')))} ({summary['dim']}-d)</p>",
+        _banner(summary),
     ]
+    if comparison is not None and "compare" in summary:
+        parts.append(_outcome(summary, comparison))
     parts.append("<h2>Key numbers</h2>")
     parts.append('<div class="tables"><div>')
     header = ["measure", "corpus (before)"] + (["manifest (after)"] if has_after else [])
     parts.append(_table(header, _key_numbers(summary)))
+    parts.append(types_note(summary))
     parts.append("</div><div>")
     pool = _get(summary, "content", "pool")
     if pool:
@@ -240,14 +351,25 @@ def render_index(summary: dict[str, Any], figures: Sequence[Figure]) -> str:
     reshape = summary.get("reshape")
     if reshape:
         parts.append(
-            _table(["reshape", "rows"], [(escape(k.replace("_", " ")), _fmt(v)) for k, v in reshape.items()])
+            _table(
+                ["reshape", "rows"],
+                [(escape(k.replace("_", " ")), _fmt(v)) for k, v in reshape.items() if not isinstance(v, dict)],
+            )
         )
+        sized = reshape.get("target_size")
+        if sized:
+            parts.append(add_back_note(sized))
     note = _get(summary, "content", "note")
     if note:
         parts.append(f'<p class="note">{escape(str(note))}</p>')
     inputs = [(escape(name), escape(str(path))) for name, path in summary["input_paths"].items()]
     parts.append(_table(["input", "path"], inputs, numeric_from=2))
+    warned = {w["note"] for w in summary.get("encoder_warnings") or []}
+    notes = [n for n in summary.get("encoder_notes") or [] if n not in warned]
+    if notes:
+        parts.append('<p class="note">Embeddings notes: ' + "<br>".join(escape(n) for n in notes) + "</p>")
     parts.append("</div></div>")
+    parts.append(_example_notes(summary))
 
     for section, heading in SECTIONS:
         chosen = [f for f in figures if f.section == section]

@@ -2,7 +2,9 @@
 
 The corpus samples (of the selected types), the corpus references, the manifest's rows and the
 pool's candidate references; of the pool's distorted rows only those a manifest upsampled are
-read, so a pool of millions of rows costs only the rows it contributes.
+read, so a pool of millions of rows costs only the rows it contributes. Beside them: the image
+roots of the corpus and the pool (the report shows a few images), the decisions table written
+with the manifest, and the notes the embeddings recorded about their encoder.
 """
 
 from __future__ import annotations
@@ -10,15 +12,16 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from curate.analyze.density import NO_DISTORTION
-from curate.errors import CurateError
+from curate.errors import CurateError, TableError
 from curate.inputs import load_inputs
-from curate.schema import Embeddings
+from curate.schema import Embeddings, EmbeddingsFolder, corpus_root, read_frame, sorted_by_id
 
 PathLike = str | os.PathLike[str]
 
@@ -71,6 +74,11 @@ class AnalysisInputs:
     pool_vectors: Embeddings | None = None
     paths: dict[str, Any] = field(default_factory=dict)
     fingerprints: dict[str, Any] = field(default_factory=dict)
+    corpus_root: Path | None = None
+    pool_root: Path | None = None
+    decisions: pd.DataFrame | None = None
+    decisions_note: str | None = None
+    encoder_notes: list[str] = field(default_factory=list)
 
 
 def _ids(frame: pd.DataFrame) -> np.ndarray:
@@ -175,6 +183,7 @@ def read_analysis_inputs(
             assert pool_vectors is not None
             vectors[upsampled] = pool_vectors.take(upsampled_rows)
         after = sample_set("after", manifest_df, vectors, manifest_df["origin"].to_numpy(dtype=object))
+    decisions, decisions_note = (None, None) if manifest is None else read_decisions(manifest, data.manifest_meta)
     return AnalysisInputs(
         corpus=corpus_df,
         references=refs_df,
@@ -190,4 +199,51 @@ def read_analysis_inputs(
         pool_vectors=pool_vectors,
         paths=data.paths,
         fingerprints=data.fingerprints(),
+        corpus_root=_root(data.corpus_meta, corpus),
+        pool_root=None if pool is None else _root(data.pool_meta, pool),
+        decisions=decisions,
+        decisions_note=decisions_note,
+        encoder_notes=encoder_notes(data.embeddings, data.pool_embeddings),
     )
+
+
+def _root(meta: dict[str, Any], where: PathLike) -> Path | None:
+    """The image root a corpus records, or None (its images are then shown as missing)."""
+    try:
+        return corpus_root(meta, where)
+    except TableError:
+        return None
+
+
+# What a manifest and its decisions table share when one reshape wrote both.
+SHARED_METADATA = ("params", "seed", "inputs")
+
+
+def read_decisions(manifest: PathLike, manifest_meta: dict[str, Any]) -> tuple[pd.DataFrame | None, str | None]:
+    """The decisions table written beside ``manifest`` by the same reshape, or None and why not."""
+    from curate.reshape.pipeline import decisions_path_for
+
+    path = decisions_path_for(manifest)
+    if not path.is_file():
+        return None, f"no decisions table beside the manifest ({path.name}); no thumbnails of its decisions"
+    frame, meta = read_frame(path, "decisions")
+    differing = [key for key in SHARED_METADATA if meta.get(key) != manifest_meta.get(key)]
+    if differing:
+        return None, (
+            f"{path}: written by another reshape than {manifest} (its {', '.join(differing)} differ); "
+            "its decisions are not shown"
+        )
+    return sorted_by_id(frame), None
+
+
+def encoder_notes(*folders: EmbeddingsFolder | None) -> list[str]:
+    """The ``notes`` the embeddings folders recorded (why a fallback encoder was used, random
+    weights, ...), each once, in order."""
+    notes: list[str] = []
+    for folder in folders:
+        if folder is None:
+            continue
+        for note in folder.meta.get("notes") or []:
+            if str(note) not in notes:
+                notes.append(str(note))
+    return notes

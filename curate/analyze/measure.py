@@ -15,6 +15,7 @@ import pandas as pd
 
 from curate.analyze.content import ContentDistribution, content_distribution, content_summary, describe
 from curate.analyze.density import (
+    NO_DISTORTION,
     Projection,
     Redundancy,
     cluster_structure,
@@ -25,8 +26,9 @@ from curate.analyze.density import (
 from curate.analyze.inputs import AnalysisInputs, SampleSet
 from curate.analyze.params import AnalyzeParams
 from curate.errors import CurateError
-from curate.reshape.downsample import redundancy_groups
-from curate.reshape.params import DRCParams
+from curate.reshape.downsample import keep_count, redundancy_groups
+from curate.reshape.params import GROUP_CAP, KEEP_FRACTION, DRCParams
+from curate.reshape.targetsize import TARGET_ADDED
 from curate.sampling import subsample
 
 
@@ -186,12 +188,24 @@ def _counts(values: np.ndarray) -> dict[str, int]:
     return {str(k): int(c) for k, c in zip(keys, counts, strict=True)}
 
 
+def _types(distortion: np.ndarray) -> list[int]:
+    """The distortion codes present, ascending (references and untyped samples left out)."""
+    return sorted({int(c) for c in distortion if int(c) != NO_DISTORTION})
+
+
 def corpus_numbers(corpus: pd.DataFrame, before: SampleSet) -> dict[str, Any]:
+    """Counts of the whole corpus beside those analysed: ``distorted`` (non-reference rows) and
+    ``types`` (their distortion codes) against ``samples_analysed`` and ``types_analysed``."""
+    distorted = corpus[~corpus["is_reference"].to_numpy(dtype=bool)]
+    codes = distorted["distortion"].astype("Int64").fillna(NO_DISTORTION).to_numpy(np.int64)
     return {
         "rows": int(len(corpus)),
         "references": int(corpus["is_reference"].to_numpy(dtype=bool).sum()),
         "contents": int(corpus["ref_id"].nunique()),
+        "distorted": int(len(distorted)),
+        "types": _types(codes),
         "samples_analysed": len(before),
+        "types_analysed": _types(before.distortion),
     }
 
 
@@ -200,6 +214,7 @@ def set_numbers(samples: SampleSet, result: SetAnalysis, sample_cap: int) -> dic
     clusters = {"sampled": int(result.sample.size), "of": len(samples), "cap": sample_cap, **result.clusters}
     return {
         "samples": len(samples),
+        "types": _types(samples.distortion),
         "contents": int(np.unique(samples.reference).size),
         "scored": int(scored.sum()),
         "by_origin": _counts(samples.origin),
@@ -229,6 +244,87 @@ def reshape_numbers(before: SampleSet, after: SampleSet, manifest: pd.DataFrame)
     }
 
 
+def add_back_numbers(
+    manifest: pd.DataFrame, manifest_params: dict[str, Any], decisions: pd.DataFrame | None
+) -> dict[str, Any] | None:
+    """With ``--target-size``: what adding rows back did to the reshape's redundancy groups.
+
+    A group of ``L`` members keeps ``max(cap, floor(L * keep_fraction))`` under DRCDown
+    (:func:`~curate.reshape.downsample.keep_count`, with the cap and fraction the manifest recorded);
+    a group whose manifest rows exceed that is *above the cap*, which only the target size's
+    add-back of removed originals makes happen. None when the manifest was not sized.
+    """
+    target = manifest_params.get("target_size")
+    if target is None:
+        return None
+    cap = int(manifest_params.get("group_cap", GROUP_CAP))
+    fraction = float(manifest_params.get("keep_fraction", KEEP_FRACTION))
+    rows = manifest[
+        (manifest["origin"].to_numpy(dtype=object) == "original") & (manifest["group_id"].to_numpy(np.int64) >= 0)
+    ]
+    groups = rows.groupby("group_id", sort=True)["group_size"].agg(["size", "max"])
+    kept = groups["size"].to_numpy(np.int64)
+    allowed = np.array([keep_count(int(n), cap, fraction) for n in groups["max"].to_numpy(np.int64)], dtype=np.int64)
+    over = kept > allowed
+    out: dict[str, Any] = {
+        "target_size": int(target),
+        "group_cap": cap,
+        "keep_fraction": fraction,
+        "groups_above_cap": int(over.sum()),
+        "rows_above_cap": int((kept - allowed)[over].sum()),
+        "largest_excess": None,
+        "added_back": None,
+    }
+    if over.any():
+        k = int(np.argmax(np.where(over, kept - allowed, -1)))
+        out["largest_excess"] = {
+            "group_id": int(groups.index[k]),
+            "group_size": int(groups["max"].iloc[k]),
+            "kept": int(kept[k]),
+            "allowed": int(allowed[k]),
+        }
+    if decisions is not None:
+        added = decisions["reason"].to_numpy(dtype=object) == TARGET_ADDED
+        origin = decisions["origin"].to_numpy(dtype=object)
+        out["added_back"] = {
+            "originals": int((added & (origin == "original")).sum()),
+            "upsampled": int((added & (origin == "upsampled")).sum()),
+        }
+    return out
+
+
+# A note of the embeddings that carries this word says their encoder stood in for another.
+FALLBACK_WORD = "fallback"
+
+
+def encoder_warnings(encoder: dict[str, Any], notes: list[str]) -> list[dict[str, str]]:
+    """What the report must say at the top about the features, each as ``{"kind", "message",
+    "note"}``: ``random_weights`` (from the encoder identity) and ``fallback`` (an embeddings note
+    saying so, which ``note`` repeats)."""
+    out = []
+    weights = encoder.get("weights")
+    if isinstance(weights, dict) and weights.get("kind") == "random":
+        out.append(
+            {
+                "kind": "random_weights",
+                "message": f"The encoder ({encoder.get('name', '?')}) ran with random weights.",
+                "note": "Its features carry no learned meaning: every distance, cluster and reshaping "
+                "decision in this report is meaningless for curation.",
+            }
+        )
+    for note in notes:
+        if FALLBACK_WORD in note.lower():
+            out.append(
+                {
+                    "kind": "fallback",
+                    "message": f"The features come from a fallback encoder ({encoder.get('name', '?')}), "
+                    "not the one asked for.",
+                    "note": note,
+                }
+            )
+    return out
+
+
 def content_numbers(measures: Measures) -> dict[str, Any]:
     if measures.content is None:
         return {"note": measures.content_note}
@@ -244,6 +340,8 @@ def summary_numbers(data: AnalysisInputs, measures: Measures, params: AnalyzePar
     out: dict[str, Any] = {
         "encoder": data.encoder,
         "dim": data.dim,
+        "encoder_notes": list(data.encoder_notes),
+        "encoder_warnings": encoder_warnings(data.encoder, data.encoder_notes),
         "corpus": corpus_numbers(data.corpus, data.before),
         "content": content_numbers(measures),
         "projection": {
@@ -257,4 +355,7 @@ def summary_numbers(data: AnalysisInputs, measures: Measures, params: AnalyzePar
     if data.after is not None and measures.after is not None and data.manifest is not None:
         out["after"] = set_numbers(data.after, measures.after, params.sample_cap)
         out["reshape"] = reshape_numbers(data.before, data.after, data.manifest)
+        sized = add_back_numbers(data.manifest, data.manifest_params or {}, data.decisions)
+        if sized is not None:
+            out["reshape"]["target_size"] = sized
     return out

@@ -3,12 +3,15 @@ content distribution and density structure, and write a report folder.
 
 The steps live in their own modules: :mod:`~curate.analyze.inputs` reads (only the rows the
 analysis uses), :mod:`~curate.analyze.measure` measures (pure functions),
+:mod:`~curate.analyze.examples` chooses the samples shown as pictures,
+:mod:`~curate.analyze.comparison` reads a ``curate compare`` folder,
 :mod:`~curate.analyze.report_figures` draws the figures and :mod:`~curate.analyze.html` renders
 the page; :func:`analyze` ties them and writes the folder.
 
-The report folder holds ``summary.json`` (every number, with inputs and parameters), PNG figures and
-``index.html``. It is built in a hidden temporary folder beside the target and renamed into place,
-so a killed run never leaves a report that looks complete.
+The report folder holds ``summary.json`` (every number, with inputs and parameters), PNG figures,
+``index.html`` and, with a comparison, ``compare/`` (its summary, table and figures, copied so the
+folder stands alone). It is built in a hidden temporary folder beside the target and renamed into
+place, so a killed run never leaves a report that looks complete.
 
 What is exact and what is sampled: the content thresholds, pool placement and redundancy groups use
 every sample (blocked kNN and sparse graphs). PCA, HDBSCAN and the 2-D maps use at most
@@ -28,6 +31,8 @@ from typing import Any
 
 import pandas as pd
 
+from curate.analyze.comparison import comparison_numbers, copy_comparison, read_comparison
+from curate.analyze.examples import ThumbnailReader, choose_examples, examples_numbers
 from curate.analyze.figures import save_png
 from curate.analyze.html import render_index
 from curate.analyze.inputs import read_analysis_inputs
@@ -35,7 +40,7 @@ from curate.analyze.measure import measure, summary_numbers
 from curate.analyze.params import AnalyzeParams
 from curate.analyze.report_figures import POOL_TABLE, report_figures
 from curate.errors import CurateError
-from curate.fsio import atomic_folder, atomic_write_text
+from curate.fsio import atomic_folder, atomic_write_text, fingerprint
 from curate.jsonio import json_text, plain
 from curate.progress import Progress
 from curate.provenance import provenance
@@ -57,6 +62,7 @@ class Report:
         """A short terminal summary of the key numbers."""
         s = self.summary
         out = [f"report: {self.out_dir / 'index.html'} ({len(self.figures)} figures, summary.json)"]
+        out += [f"WARNING: {w['message']} {w['note'][:160]}" for w in s.get("encoder_warnings", [])]
         content = s["content"]
         if "r" in content:
             text = (
@@ -94,6 +100,22 @@ class Report:
                     f"{r['share_above_cap']:.1%} of samples above the cap"
                 )
             out.append(text)
+        types = s["corpus"]["types_analysed"]
+        out.append(
+            f"types analysed: {', '.join(map(str, types)) or 'none'} ({s['before']['samples']:,} of the corpus's "
+            f"{s['corpus']['distorted']:,} distorted samples)"
+        )
+        sized = (s.get("reshape") or {}).get("target_size")
+        if sized and sized["groups_above_cap"]:
+            out.append(
+                f"target size {sized['target_size']:,}: {sized['groups_above_cap']:,} redundancy group(s) keep more "
+                f"members than DRCDown allows ({sized['rows_above_cap']:,} rows above it)"
+            )
+        missing = s.get("examples", {}).get("missing_images", [])
+        if missing:
+            out.append(f"images: {len(missing):,} shown as labelled blanks (not readable; listed in summary.json)")
+        if "compare" in s:
+            out.append(f"comparison: {', '.join(s['compare']['targets'])} (from {s['input_paths']['compare']})")
         return out
 
 
@@ -105,6 +127,7 @@ def analyze(
     pool: str | os.PathLike[str] | None = None,
     pool_embeddings: str | os.PathLike[str] | None = None,
     manifest: str | os.PathLike[str] | None = None,
+    compare: str | os.PathLike[str] | None = None,
     params: AnalyzeParams | None = None,
     quiet: bool = False,
 ) -> Report:
@@ -112,11 +135,14 @@ def analyze(
 
     ``params.types``: restrict the corpus samples to these distortion types (as ``curate reshape
     --types``); ``None`` keeps every non-reference sample. The manifest, when given, is analysed
-    whole. Same inputs + seed give byte-identical ``summary.json``, figures and ``index.html``.
+    whole, and the decisions table beside it gives the pictures of kept and refused samples.
+    ``compare``: a finished ``curate compare`` folder whose comparison the page shows. Same
+    inputs + seed give byte-identical ``summary.json``, figures and ``index.html``.
     """
     params = params or AnalyzeParams()
     out = Path(out_dir)
     check_output_dir(out)
+    comparison = read_comparison(compare) if compare is not None else None
     with Progress(6, "analyze", "step", quiet=quiet) as steps:
         data = read_analysis_inputs(
             corpus, embeddings, pool=pool, pool_embeddings=pool_embeddings, manifest=manifest, types=params.types
@@ -124,25 +150,39 @@ def analyze(
         thresholds = resolve_drc(params.redundancy, data.manifest_params)
         steps.update()
         measures = measure(data, params, thresholds.params, str(corpus))
+        examples = choose_examples(data, params.seed, params.device)
         steps.update(3)
+        inputs = dict(data.fingerprints)
+        paths = {name: path for name, path in data.paths.items() if path is not None}
+        if comparison is not None:
+            inputs["compare"] = fingerprint(comparison.folder / "summary.json")
+            paths["compare"] = compare
         summary: dict[str, Any] = {
             "format": REPORT_FORMAT,
             "format_version": REPORT_FORMAT_VERSION,
-            **provenance(params=params.as_dict(thresholds.params), seed=params.seed, inputs=data.fingerprints),
+            **provenance(params=params.as_dict(thresholds.params), seed=params.seed, inputs=inputs),
             "thresholds_source": thresholds.source,
-            "input_paths": {name: path for name, path in data.paths.items() if path is not None},
+            "input_paths": paths,
             **summary_numbers(data, measures, params),
+            "examples": examples_numbers(examples),
         }
+        if comparison is not None:
+            summary["compare"] = comparison_numbers(comparison, data.fingerprints.get("corpus"))
         summary = plain(summary)
         with atomic_folder(out, check=check_output_dir) as tmp:
             if measures.content is not None and measures.content.pool is not None and data.candidates is not None:
                 _write_pool_table(tmp / POOL_TABLE, measures.content, data.candidates)
             figures = []
-            for drawn, caption in report_figures(data, measures, summary, params.seed):
+            reader = ThumbnailReader()
+            for drawn, caption in report_figures(data, measures, summary, params.seed, examples, reader):
                 save_png(drawn, tmp / caption.file)
                 figures.append(caption)
+            summary["examples"]["missing_images"] = reader.missing_list()
+            if comparison is not None:
+                copy_comparison(comparison, tmp)
             atomic_write_text(tmp / "summary.json", json_text(summary))
-            atomic_write_text(tmp / "index.html", render_index(summary, figures))
+            page = render_index(summary, figures, comparison.summary if comparison is not None else None)
+            atomic_write_text(tmp / "index.html", page)
         steps.update()
     return Report(out, summary, [f.file for f in figures])
 

@@ -14,11 +14,23 @@ from typing import Any
 import numpy as np
 
 from curate.analyze import figures as fig
+from curate.analyze.examples import (
+    SELECTED,
+    CandidateExamples,
+    Examples,
+    GalleryChoice,
+    GroupExample,
+    Thumb,
+    ThumbnailReader,
+)
 from curate.analyze.html import Figure
 from curate.analyze.inputs import AnalysisInputs, SampleSet
 from curate.analyze.measure import Measures, SetAnalysis
 
 POOL_TABLE = "pool_placement.csv"
+# Pixels per gallery cell: one block of rows, or two side by side (more types than ONE_BLOCK_TYPES).
+GALLERY_CELL_WIDTH = (160, 120)
+MISSING = "image missing"
 TITLES = {"before": "corpus", "after": "manifest (after reshape)"}
 
 Built = tuple[Any, Figure]
@@ -261,8 +273,120 @@ def map_origin(data: AnalysisInputs, measures: Measures, summary: dict[str, Any]
     )
 
 
-def report_figures(data: AnalysisInputs, measures: Measures, summary: dict[str, Any], seed: int) -> Iterator[Built]:
-    """Every figure of the report, in page order, drawn one at a time."""
+def gallery(choice: GalleryChoice | None, reader: ThumbnailReader) -> Built | None:
+    """One reference under every analysed type and level, from the corpus's own images."""
+    if choice is None:
+        return None
+    from curate.distort.gallery import ONE_BLOCK_TYPES, gallery_sheet
+
+    reference = reader.read(choice.reference)
+    images = {cell: reader.read(thumb) for cell, thumb in choice.cells.items()}
+    unreadable = sum(1 for image in images.values() if image is None) + (reference is None)
+    absent = len(choice.types) * len(choice.levels) - len(choice.cells)
+    sheet = gallery_sheet(
+        reference,
+        images,
+        types=choice.types,
+        levels=choice.levels,
+        title=f"{choice.reference.sample_id}: the corpus's own images, analysed types x levels",
+        cell_width=GALLERY_CELL_WIDTH[len(choice.types) > ONE_BLOCK_TYPES],
+        missing_label=MISSING,
+    )
+    notes = []
+    if absent:
+        notes.append(f"{absent} blank cell(s): the corpus has no image of this reference at that type and level.")
+    if unreadable:
+        notes.append(f"{unreadable} image(s) could not be read (grey, labelled); see summary.json.")
+    return sheet, Figure(
+        "gallery.png",
+        "distortions",
+        "The distortion types analysed",
+        f"Reference {choice.reference.sample_id} (the reference with the most analysed images; ties by a "
+        "seeded hash) under each analysed type (rows) and level (columns), taken from the corpus itself: "
+        "these are the pixels the numbers below describe. " + " ".join(notes),
+    )
+
+
+def _cell(thumb: Thumb, reader: ThumbnailReader, frame: str | None) -> fig.ImageCell:
+    return fig.ImageCell(reader.read(thumb), thumb.caption, frame, MISSING)
+
+
+def candidate_thumbnails(examples: CandidateExamples, reader: ThumbnailReader, r: float | None) -> Built | None:
+    """The candidates of one DDCUp reason beside their nearest training references."""
+    if not examples.rows:
+        return None
+    kept = examples.reason == SELECTED
+    rows = []
+    for row in examples.rows:
+        cells = [_cell(row.candidate, reader, "kept" if kept else "dropped")]
+        cells += [_cell(ref, reader, None) for ref in row.references]
+        if row.rival is not None:
+            cells.append(_cell(row.rival, reader, "kept"))
+        rows.append(cells)
+    shown = len(examples.rows)
+    drawn = fig.plot_image_grid(
+        rows, title=f"Pool candidates {examples.words}: {shown} of {examples.total:,} shown"
+    )
+    threshold = "" if r is None else f" (r = {r:.4f})"
+    why = {
+        SELECTED: "DDCUp kept these: novel (nearest training reference farther than r) and in distribution, "
+        "and not too close to another kept candidate; their distorted versions join the manifest.",
+        "ddc_not_novel": f"Refused: a training reference lies within r{threshold}; the content is already there.",
+        "ddc_out_of_distribution": "Refused: novel, but at least maxT_all from some training reference, "
+        "outside the spread of the training contents.",
+        "ddc_too_close_to_kept": "Refused by the greedy thinning: eligible, but closer than r to the kept "
+        "candidate shown last in its row.",
+    }[examples.reason]
+    suffix = examples.reason.removeprefix("ddc_")
+    return drawn, Figure(
+        f"candidates_{suffix}.png",
+        "candidates",
+        f"Candidates {examples.words}",
+        f"{why} Each row: the candidate (frame: green kept, red refused), then its nearest training "
+        "references with their cosine distance d. Shown: a fixed number per reason, chosen by a seeded "
+        "hash of sample_id.",
+    )
+
+
+def group_thumbnails(group: GroupExample | None, reader: ThumbnailReader) -> Built | None:
+    """Kept and dropped members of the reshape's largest redundancy group."""
+    if group is None:
+        return None
+    rows = [[_cell(t, reader, "kept") for t in group.kept], [_cell(t, reader, "dropped") for t in group.dropped]]
+    labels = [f"kept\n{len(group.kept)} of {group.kept_total:,}", f"dropped\n{len(group.dropped)} of {group.dropped_total:,}"]
+    if not group.dropped:
+        rows, labels = rows[:1], labels[:1]
+    drawn = fig.plot_image_grid(
+        rows,
+        title=f"The reshape's largest redundancy group ({group.size:,} members): "
+        f"{group.kept_total:,} kept, {group.dropped_total:,} dropped",
+        row_labels=labels,
+    )
+    rule = (
+        f"DRCDown keeps {group.allowed:,} of a group of {group.size:,}: max(cap {group.cap}, "
+        f"floor({group.size:,} x {group.keep_fraction:g}))"
+    )
+    return drawn, Figure(
+        "largest_group.png",
+        "redundancy",
+        "The largest redundancy group, kept and dropped",
+        f"Members of group {group.group_id} of the manifest's decisions table: samples near-identical in features "
+        f"and label. {rule}; a later --target-size may trim or add back members (the reason under each). "
+        "Shown: at most a fixed number of each, chosen by a seeded hash of sample_id."
+        + ("" if group.dropped else " No member was dropped."),
+    )
+
+
+def report_figures(
+    data: AnalysisInputs,
+    measures: Measures,
+    summary: dict[str, Any],
+    seed: int,
+    examples: Examples | None = None,
+    reader: ThumbnailReader | None = None,
+) -> Iterator[Built]:
+    """Every figure of the report, in page order, drawn one at a time; ``examples`` are the
+    pictures (their images read through ``reader``)."""
     sets: Sets = [(data.before, measures.before)]
     if data.after is not None and measures.after is not None:
         sets.append((data.after, measures.after))
@@ -278,6 +402,14 @@ def report_figures(data: AnalysisInputs, measures: Measures, summary: dict[str, 
         lambda: pool_placement(measures, seed),
         lambda: map_origin(data, measures, summary, seed),
     )
+    if examples is not None:
+        reader = reader or ThumbnailReader()
+        r = measures.content.novelty_threshold if measures.content is not None else None
+        builders += (
+            lambda: gallery(examples.gallery, reader),
+            *(lambda ex=ex: candidate_thumbnails(ex, reader, r) for ex in examples.candidates),
+            lambda: group_thumbnails(examples.group, reader),
+        )
     for build in builders:
         built = build()
         if built is not None:

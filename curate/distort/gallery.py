@@ -24,6 +24,8 @@ HEADER_HEIGHT = 24
 GAP = 4
 BACKGROUND = (255, 255, 255)
 INK = (20, 20, 20)
+MISSING_FILL = (225, 225, 225)
+ONE_BLOCK_TYPES = 13  # more types than this are laid out in two blocks side by side
 
 
 def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
@@ -40,21 +42,28 @@ def render_gallery(
     return {(t, lv): DISTORTIONS[t](image, lv, distortion_rng(seed, key, t, lv)) for t in types for lv in levels}
 
 
-def draw_gallery(
-    reference: np.ndarray,
-    images: Mapping[tuple[int, int], np.ndarray],
-    path: str | os.PathLike[str],
+def gallery_sheet(
+    reference: np.ndarray | None,
+    images: Mapping[tuple[int, int], np.ndarray | None],
     *,
     types: Sequence[int],
     levels: Sequence[int],
     title: str = "",
     cell_width: int = 192,
-) -> Path:
-    """Draw the grid to ``path`` (PNG, written atomically). Missing (type, level) cells stay blank."""
-    h, w = reference.shape[:2]
+    missing_label: str | None = None,
+) -> Image.Image:
+    """The grid as an RGB image: one row per type, the reference then each level.
+
+    ``reference`` is an HxWx3 uint8 array, or None when it could not be read (the cells then take
+    the first image's shape). A (type, level) absent from ``images`` stays blank; one mapped to
+    None (an image that could not be read), like a None reference, is a grey cell labelled
+    ``missing_label``.
+    """
+    shape_source = reference if reference is not None else next((a for a in images.values() if a is not None), None)
+    h, w = shape_source.shape[:2] if shape_source is not None else (3, 4)
     cell_w = min(cell_width, w) if w > 0 else cell_width
     cell_h = max(1, round(h * cell_w / w))
-    blocks = 2 if len(types) > 13 else 1
+    blocks = 2 if len(types) > ONE_BLOCK_TYPES else 1
     per_block = -(-len(types) // blocks)
     row_h = cell_h + GAP
     block_w = LABEL_WIDTH + (len(levels) + 1) * (cell_w + GAP)
@@ -68,7 +77,14 @@ def draw_gallery(
     def thumb(array: np.ndarray) -> Image.Image:
         return Image.fromarray(array, mode="RGB").resize((cell_w, cell_h), Image.Resampling.BILINEAR)
 
-    ref_thumb = thumb(reference)
+    def cell(array: np.ndarray | None, x: int, y: int) -> None:
+        if array is not None:
+            sheet.paste(thumb(array), (x, y))
+        else:
+            draw.rectangle((x, y, x + cell_w - 1, y + cell_h - 1), fill=MISSING_FILL)
+            draw.text((x + 6, y + cell_h // 2 - 8), missing_label or "", fill=INK, font=font)
+
+    ref_thumb = thumb(reference) if reference is not None else None
     for b in range(blocks):
         x0 = b * block_w + GAP
         y_header = HEADER_HEIGHT
@@ -80,15 +96,37 @@ def draw_gallery(
             label = DISTORTIONS[t].label
             draw.text((x0, y + cell_h // 2 - 16), f"{t:02d}", fill=INK, font=font)
             draw.text((x0, y + cell_h // 2), label, fill=INK, font=font)
-            sheet.paste(ref_thumb, (x0 + LABEL_WIDTH, y))
+            if ref_thumb is not None:
+                sheet.paste(ref_thumb, (x0 + LABEL_WIDTH, y))
+            else:
+                cell(None, x0 + LABEL_WIDTH, y)
             for j, lv in enumerate(levels):
-                array = images.get((t, lv))
-                if array is not None:
-                    sheet.paste(thumb(array), (x0 + LABEL_WIDTH + (j + 1) * (cell_w + GAP), y))
+                if (t, lv) in images:
+                    cell(images[(t, lv)], x0 + LABEL_WIDTH + (j + 1) * (cell_w + GAP), y)
+    return sheet
+
+
+def save_sheet(sheet: Image.Image, path: str | os.PathLike[str]) -> Path:
+    """Write a sheet as PNG, atomically; the same pixels give the same bytes."""
     final = Path(path)
     with atomic_path(final) as tmp:
         sheet.save(tmp, format="PNG", compress_level=6)
     return final
+
+
+def draw_gallery(
+    reference: np.ndarray,
+    images: Mapping[tuple[int, int], np.ndarray],
+    path: str | os.PathLike[str],
+    *,
+    types: Sequence[int],
+    levels: Sequence[int],
+    title: str = "",
+    cell_width: int = 192,
+) -> Path:
+    """Draw the grid to ``path`` (PNG, written atomically). Missing (type, level) cells stay blank."""
+    sheet = gallery_sheet(reference, images, types=types, levels=levels, title=title, cell_width=cell_width)
+    return save_sheet(sheet, path)
 
 
 def gallery_from_folder(
