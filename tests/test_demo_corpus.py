@@ -25,10 +25,10 @@ from curate.demo.corpus import (
     gmsd,
     plan_crops,
 )
+from curate.distort.presets import PRESETS
 from curate.distort.registry import DISTORTIONS, distortion_rng
 from curate.errors import CurateError
 from curate.images import load_rgb
-from curate.reshape.presets import PRESETS
 
 TYPES = (1, 10)
 TARGET_TYPES = (3, 10)

