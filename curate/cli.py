@@ -711,19 +711,23 @@ def compare_command(
                    "EfficientNet-Lite0 (timm, offline); imagestats: weight-free statistics.")
 @click.option("--types", "preset", cls=LibraryDefault, function=DEMO, metavar="PRESET",
               help="Target preset whose distortion types are trained on and synthesized.")
-@click.option("--quick", is_flag=True, help="Render the demo corpus with the preset's types only (faster).")
+@click.option("--seeds", cls=LibraryDefault, function=DEMO, type=click.IntRange(min=1),
+              help="Training seeds per variant of the comparison (each with its own validation split).")
+@click.option("--quick", is_flag=True, help="Render the demo corpus's 25-type grid with the preset's types only (faster).")
 def demo_command(out_dir: str, quick: bool, **options: Any) -> None:
-    """Run the whole pipeline on the bundled demo corpus and compare the manifests by training."""
-    from curate.demo.pipeline import comparison_table, run_demo
+    """Run the whole pipeline on the bundled demo corpus, and the method's ablation on it."""
+    from curate.demo.pipeline import run_demo
     from curate.distort.presets import parse_types
 
     if options["preset"] is not None:
         parse_types(options["preset"])
     result = run_demo(out_dir, all_types=not quick, **given(options))
     click.echo(f"\nhead-only regressor on {result.encoder} embeddings, tested on the held-out demo set:")
-    click.echo(comparison_table(result))
-    click.echo(f"\nreport:    {result.report}")
-    click.echo(f"manifests: {', '.join(str(p) for p in result.manifests.values())}")
-    click.echo(f"pyiqa:     {result.export}")
+    for line in result.lines():
+        click.echo(line)
+    click.echo(f"\nreport:     {result.report}")
+    click.echo(f"comparison: {result.comparison.out_dir / 'index.html'}")
+    click.echo(f"manifest:   {result.manifest}")
+    click.echo(f"pyiqa:      {result.export}")
     for warning in result.warnings:
         click.secho(f"note: {warning.splitlines()[0][:160]}...", err=True, fg="yellow")

@@ -19,39 +19,42 @@ from tests.embed_helpers import build_corpus
 def test_demo_runs_end_to_end_and_prints_the_comparison(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     out = tmp_path / "demo"
-    result = CliRunner().invoke(cli, ["demo", "-o", str(out), "--quick", "--workers", "1", "--encoder", "imagestats"])
+    args = ["demo", "-o", str(out), "--quick", "--workers", "1", "--encoder", "imagestats", "--seeds", "2"]
+    result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     shard = next((out / "embeddings" / "train").glob("part-*.parquet"))
     meta = read_metadata(shard)
     assert meta["encoder"]["name"] == "imagestats"
     assert not any("demo" in note for note in meta.get("notes", []))  # chosen, not a fallback
 
-    # the printed table has one line per manifest
-    for name in ("original", "paper", "reshaped"):
-        assert any(line.startswith(name) for line in result.output.splitlines())
+    paper, paper_meta = read_frame(out / "manifest_paper.parquet", "manifest")
+    assert (paper["origin"] == "upsampled").sum() > 0 and (paper["origin"] == "original").sum() > 0
+    assert set(paper_meta["roots"]) == set(paper["source"])
+    decisions, _ = read_frame(out / "decisions_paper.parquet", "decisions")
+    assert set(decisions["sample_id"]) >= set(paper["sample_id"])
 
-    original, _ = read_frame(out / "manifest_original.parquet", "manifest")
-    reshaped, reshaped_meta = read_frame(out / "manifest_reshaped.parquet", "manifest")
-    paper, _ = read_frame(out / "manifest_paper.parquet", "manifest")
-    # equal-size comparison: the target size is the original set's size
-    assert len(reshaped) == len(original)
-    assert (original["origin"] == "original").all()
-    assert (reshaped["origin"] == "upsampled").sum() > 0
-    assert (paper["origin"] == "upsampled").sum() == (reshaped["origin"] == "upsampled").sum()
-    assert set(reshaped_meta["roots"]) == set(reshaped["source"])
-    decisions, _ = read_frame(out / "decisions_reshaped.parquet", "decisions")
-    assert set(decisions["sample_id"]) >= set(reshaped["sample_id"])
-    assert sorted(p.name for p in out.glob("manifest*.parquet")) == [
-        "manifest_original.parquet", "manifest_paper.parquet", "manifest_reshaped.parquet"
-    ]
-
-    comparison = json.loads((out / "comparison.json").read_text())
-    assert set(comparison) == {"original", "paper", "reshaped"}
-    for entry in comparison.values():
-        metrics = entry["summary"]["last"]["eval"]["demo-test"]
-        assert -1.0 <= metrics["srcc"] <= 1.0 and metrics["n"] > 0
-    assert (out / "report" / "index.html").exists()
-    assert (out / "report" / "summary.json").exists()
+    # the ablation: every variant over 2 seeds, tested on the held-out demo set
+    summary = json.loads((out / "compare" / "summary.json").read_text())
+    entry = summary["targets"]["demo-test"]
+    variants = ["original", "drc", "ddc", "paper", "all-candidates", "sized"]
+    assert sorted(entry["variants"]) == sorted(variants)
+    for name, v in entry["variants"].items():
+        assert len(v["srcc_per_seed"]) == 2 and all(-1.0 <= x <= 1.0 for x in v["srcc_per_seed"])
+        if name != "original":
+            assert v["difference"]["verdict"] in {"better", "worse", "within noise"}
+    # the printed table is compare's own: a row per variant with its verdict, and the sentence
+    lines = result.output.splitlines()
+    for name in variants[1:]:
+        row = next(line for line in lines if line.strip().startswith(name + " "))
+        assert row.rstrip().endswith(entry["variants"][name]["difference"]["verdict"])
+    assert entry["sentence"] in result.output
+    # the report shows the comparison, copied beside it
+    html = (out / "report" / "index.html").read_text()
+    assert "Outcome: does reshaping help?" in html
+    # its table lists the variants in the ablation's order (summary.json stores them by name)
+    cells = [html.index(f"<td>{name}</td>") for name in variants]
+    assert cells == sorted(cells)
+    assert (out / "report" / "compare" / "summary.json").read_bytes() == (out / "compare" / "summary.json").read_bytes()
     assert any((out / "export").glob("*.csv")) and any((out / "export").glob("*.yml"))
 
 

@@ -328,7 +328,7 @@ def test_mapper_precisions_on_cpu(tiny: dict[str, Path]) -> None:
         Mapper(encoder, "tpu")
 
 
-def test_cpu_bf16_casts_model_and_batch_where_the_cpu_has_bf16_units(
+def test_cpu_bf16_casts_model_and_batch_and_auto_stays_fp32_on_the_cpu(
     tiny: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from curate.embed.mapper import Mapper
@@ -343,15 +343,14 @@ def test_cpu_bf16_casts_model_and_batch_where_the_cpu_has_bf16_units(
     reference = Mapper(encoder, "cpu", "fp32")
     assert reference.describe()["precision"] == "fp32" and "mode" not in reference.describe()
     expected = reference.to_numpy(reference(batch))
-    monkeypatch.setenv("CURATE_CPU_BF16", "1")
-    auto = Mapper(load(), "cpu", "auto")
-    assert auto.precision == "bf16" and auto.describe()["mode"] == "cast"
-    assert {p.dtype for p in auto.module.parameters()} == {torch.bfloat16}
-    got = auto.to_numpy(auto(batch))
+    monkeypatch.setenv("CURATE_CPU_BF16", "1")  # even where the CPU has bfloat16 units, auto stays fp32
+    assert Mapper(load(), "cpu", "auto").precision == "fp32"
+    cast = Mapper(load(), "cpu", "bf16")
+    assert cast.precision == "bf16" and cast.describe()["mode"] == "cast"
+    assert {p.dtype for p in cast.module.parameters()} == {torch.bfloat16}
+    got = cast.to_numpy(cast(batch))
     assert got.dtype == np.float32 and np.allclose(np.linalg.norm(got, axis=1), 1, atol=1e-5)
     assert (np.sum(got * expected, axis=1) > 0.99).all() and not np.array_equal(got, expected)
-    monkeypatch.setenv("CURATE_CPU_BF16", "0")
-    assert Mapper(load(), "cpu", "auto").precision == "fp32"
     # a weight-free encoder computes its statistics in float32 whatever is asked
     stats = EncoderSpec("imagestats").load()
     assert Mapper(stats, "cpu", "bf16").describe()["precision"] == "fp32"

@@ -2,7 +2,7 @@
 
 For each model (a tiny open_clip ViT built from a JSON config, ViT-B-32 with random weights, and the
 packaged ImageNet EfficientNet-Lite0 through ``--encoder timm``) and each precision (fp32; bf16,
-which casts model and batch: the default on CPUs with bfloat16 matrix units) it measures, on the
+which casts model and batch: `--precision bf16`, opt-in on the CPU) it measures, on the
 same images:
 
 * decode: the reader alone (PNG decode, resize, crop -> uint8 batches), no model: can it keep up?

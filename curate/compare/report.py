@@ -153,6 +153,13 @@ def _signed(value: float) -> str:
     return f"{value:+.3f}"
 
 
+def in_table_order(variants: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """A summary's variants in the ablation's table order (:data:`VARIANTS`), however its JSON was
+    keyed (``summary.json`` is written with sorted keys)."""
+    rank = {name: k for k, name in enumerate(VARIANTS)}
+    return sorted(variants.items(), key=lambda item: (rank.get(item[0], len(rank)), item[0]))
+
+
 def _sentence(target: str, entry: Mapping[str, Any], params: Any, baseline: str) -> str:
     """One plain paragraph: the baseline's level, then each variant's difference and verdict."""
     base = entry["variants"][baseline]
@@ -162,7 +169,7 @@ def _sentence(target: str, entry: Mapping[str, Any], params: Any, baseline: str)
         f"reaches SRCC {base['srcc_mean']:.3f}{sd} (mean +- sd over {params.seeds} seed(s), validation-selected epoch)."
     )
     parts = []
-    for name, v in entry["variants"].items():
+    for name, v in in_table_order(entry["variants"]):
         if name == baseline:
             continue
         d = v["difference"]
@@ -231,7 +238,7 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
                      f"(SRCC, validation-selected epoch, {len(next(iter(entry['variants'].values()))['srcc_per_seed'])} seeds)")
         header = f"  {'variant':<15} {'rows':>7} {'SRCC mean':>9} {'sd':>6} {'PLCC mean':>9}  {'dSRCC':>7} {'95% CI':>17}  verdict"
         lines.append(header)
-        for name, v in entry["variants"].items():
+        for name, v in in_table_order(entry["variants"]):
             sd = "-" if v["srcc_sd"] is None else f"{v['srcc_sd']:.3f}"
             d = v.get("difference")
             if d is None:
@@ -277,7 +284,7 @@ def plot_comparison(path: Path, summary: Mapping[str, Any]) -> None:
     fig, axes = plt.subplots(len(targets), 2, figsize=(11, 3.4 * len(targets)), squeeze=False)
     for row, target in enumerate(targets):
         entry = summary["targets"][target]
-        names = list(entry["variants"])
+        names = [name for name, _ in in_table_order(entry["variants"])]
         ax_level, ax_diff = axes[row]
         for k, name in enumerate(names):
             v = entry["variants"][name]
@@ -359,7 +366,7 @@ def comparison_html(summary: Mapping[str, Any], prefix: str = "") -> str:
             "<table><tr><th>variant</th><th>rows</th><th>upsampled</th><th>SRCC mean</th><th>sd</th>"
             "<th>95% CI</th><th>PLCC mean</th><th>ΔSRCC vs original</th><th>95% CI</th><th>verdict</th></tr>"
         )
-        for name, v in entry["variants"].items():
+        for name, v in in_table_order(entry["variants"]):
             d = v.get("difference") or {}
             ci = v["srcc_interval"]
             dci = d.get("interval") or [None, None]
@@ -406,7 +413,7 @@ def render_page(summary: Mapping[str, Any], results: pd.DataFrame) -> str:
     from curate.analyze.html import STYLE
 
     variants = "".join(
-        f"<li><b>{escape(name)}</b>: {escape(v['description'])}</li>" for name, v in summary["variants"].items()
+        f"<li><b>{escape(name)}</b>: {escape(v['description'])}</li>" for name, v in in_table_order(summary["variants"])
     )
     p = summary["params"]
     trainer = p["trainer"] + (" with online DRCDown" if p.get("online_drc") else "")

@@ -69,8 +69,9 @@ class EmbedConfig:
     device: str = param("auto", kind="device", help=f"Where the encoder runs: {DEVICES_HELP}.")
     precision: str = param(
         "auto", choices=PRECISIONS,
-        help="auto: bf16 (or fp16) autocast on a GPU; on the CPU bf16 (model and batch cast) where it has "
-             "bfloat16 matrix units (AMX, AVX512-BF16), else fp32. CURATE_CPU_BF16=0 or 1 overrides the detection.",
+        help="auto: bf16 (or fp16) autocast on a GPU, fp32 on the CPU. bf16 on the CPU casts model and batch: "
+             "~2.8x fp32 for ViT-B-32 where the CPU has bfloat16 units (AMX, AVX512-BF16), but convolutional "
+             "encoders drift more (manifests/FORMATS.md).",
     )
     engine: str = param("local", choices=ENGINES, help="local: this machine's loader; ray: Ray Data.")
     actors: int | None = param(

@@ -27,27 +27,24 @@ _DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto`` -> bf16 on GPUs that support it, else fp16; on the CPU bf16 where it has bfloat16
-    matrix units (AMX or AVX512-BF16, :func:`curate.reshape.neighbours.cpu_bfloat16_matmul`), else fp32.
+    """``auto`` -> bf16 on GPUs that support it, else fp16; fp32 on the CPU. ``bf16`` on the CPU
+    casts the model and each batch (fastest where the CPU has bfloat16 matrix units).
 
-    Why bf16 on such CPUs: ViT-B-32 runs ~2.8x faster than in fp32 (model and batch cast), and its
-    features stay within cosine 0.9999 of the fp32 ones. That moves a pair's cosine by ~1e-4, so
-    only pairs that close to a decision threshold (DRCDown's 0.9, DDCUp's r) can change side: the
-    same order as the GPU's own auto precision and as CPU/GPU kernel differences, while most users
-    of the CPU path wait hours, not minutes. ``--precision fp32`` stays for runs that must match
-    earlier fp32 embeddings exactly. Each shard records the precision it was computed in (the
-    encoder identity leaves it out, so a resume may continue in another precision).
+    Why not bf16 by default on the CPU: casting the whole model is not autocast's mixed precision
+    (which keeps normalisation and accumulations in float32). Measured here: ViT-B-32 runs ~2.8x
+    faster than in fp32 with features within cosine 0.9999 of the fp32 ones, but the packaged
+    EfficientNet-Lite0 (depthwise convolutions, folded batch norm) drifts to cosine 0.93 on some
+    demo images (mean 0.991), enough to flip one of the demo's fifteen DDCUp decisions. A default
+    that changes the results with the encoder is not one to make silently; ``--precision bf16`` is
+    the documented opt-in. Each shard records the precision it was computed in (the encoder
+    identity leaves it out, so a resume may continue in another precision).
     """
     if precision not in PRECISIONS:
         raise CurateError(f"--precision {precision}: use one of {', '.join(PRECISIONS)}")
     if device.type != "cuda":
         if precision == "fp16":
             raise CurateError("--precision fp16 needs a GPU (use fp32 or bf16 on the CPU)")
-        if precision == "auto":
-            from curate.reshape.neighbours import cpu_bfloat16_matmul
-
-            return "bf16" if cpu_bfloat16_matmul() else "fp32"
-        return precision
+        return "fp32" if precision == "auto" else precision
     if precision == "auto":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     return precision
