@@ -244,8 +244,11 @@ def _plain_values(values: pd.Series, typ: pa.DataType) -> Any:
     if pa.types.is_list(typ):
         return [None if v is None or (isinstance(v, float) and math.isnan(v)) else list(v) for v in values]
     if pa.types.is_integer(typ) or pa.types.is_boolean(typ):
-        # Nullable integers arrive as floats with NaN from pandas; keep them as Python objects.
-        return [None if pd.isna(v) else v for v in values.astype(object)]
+        if values.dtype != object:
+            # numpy integers and booleans, pandas' nullable ones, or floats with NaN for missing
+            # values: Arrow converts each exactly (NaN -> null) and refuses a fractional float.
+            return values.array if isinstance(values.dtype, pd.api.extensions.ExtensionDtype) else values.to_numpy()
+        return [None if pd.isna(v) else v for v in values]
     return values
 
 
@@ -713,7 +716,15 @@ class EmbeddingsFolder:
             raise TableError(f"{self.where}: the same sample_id was asked for twice")
         vectors = np.empty((wanted.size, self._dim), dtype=self._stored_dtype())
         found = np.zeros(wanted.size, dtype=np.int64)
+        cursor = 0  # while the stored rows are exactly the wanted ones in order, they are copied as they come
         for ids, flat in self._batches():
+            stop = cursor + ids.size
+            if cursor >= 0 and stop <= wanted.size and np.array_equal(ids, wanted[cursor:stop]):
+                vectors[cursor:stop] = flat
+                found[cursor:stop] += 1
+                cursor = stop
+                continue
+            cursor = -1
             rows = np.fromiter((position.get(s, -1) for s in ids.tolist()), dtype=np.int64, count=ids.size)
             hit = np.flatnonzero(rows >= 0)
             vectors[rows[hit]] = flat[hit]
@@ -743,10 +754,10 @@ class EmbeddingsFolder:
         tol = 1e-2 if vectors.dtype == np.float16 or self.dtype == "float16" else 1e-3
         step = 1 << 16
         for s in range(0, len(vectors), step):
-            block = vectors[s : s + step].astype(np.float32)
-            if not np.isfinite(block).all():
+            block = vectors[s : s + step].astype(np.float32, copy=False)
+            norms = np.sqrt(np.einsum("ij,ij->i", block, block))  # NaN or inf anywhere makes its norm so
+            if not np.isfinite(norms).all() and not np.isfinite(block).all():
                 raise TableError(f"{self.where}: embeddings contain NaN or inf")
-            norms = np.linalg.norm(block, axis=1)
             if np.abs(norms - 1).max(initial=0) > tol:
                 row = int(np.argmax(np.abs(norms - 1)))
                 raise TableError(

@@ -165,3 +165,43 @@ def test_nullable_integers_survive(tmp_path):
     table = pq.read_table(path)
     assert table.schema.field("distortion").type == pa.int16() and table.column("distortion").null_count == 1
     assert np.isnan(schema.read_corpus(path)[0]["score"].astype("float64").iloc[0])
+
+
+@pytest.mark.parametrize("dtype", ["float64", "Int16", "object"])
+def test_integer_columns_store_the_same_from_every_pandas_form(tmp_path, dtype):
+    """Floats with NaN, pandas' nullable integers and Python objects give one stored table."""
+    frame = corpus_frame()
+    levels = frame["level"].astype("float64")
+    frame["level"] = levels.astype(dtype) if dtype != "object" else [None if np.isnan(v) else int(v) for v in levels]
+    path = schema.write_table(frame, tmp_path / "c.parquet", "corpus", meta())
+    reference = schema.write_table(corpus_frame(), tmp_path / "r.parquet", "corpus", meta())
+    assert pq.read_table(path).equals(pq.read_table(reference))
+
+
+def test_a_fractional_level_is_refused(tmp_path):
+    frame = corpus_frame()
+    frame["level"] = frame["level"].astype("float64")
+    frame.loc[frame["level"].notna().idxmax(), "level"] = 2.5
+    with pytest.raises(TableError, match="column 'level': cannot store as int"):
+        schema.write_table(frame, tmp_path / "c.parquet", "corpus", meta())
+
+
+def test_embeddings_load_in_any_order_across_shards(tmp_path):
+    """Rows wanted in stored order are copied in runs; any other order or subset gives the same vectors."""
+    rng = np.random.default_rng(0)
+    ids = [f"s/{k:03d}" for k in range(40)]
+    vectors = rng.normal(size=(40, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    folder = tmp_path / "emb"
+    folder.mkdir()
+    m = schema.make_metadata("embeddings", encoder={"name": "t"}, dim=8, dtype="float32")
+    for part, sl in enumerate((slice(0, 25), slice(25, 40))):
+        schema.write_parquet(schema.embeddings_table(ids[sl], vectors[sl]), folder / f"part-{part:05d}.parquet", m)
+    store = schema.EmbeddingsFolder(folder)
+    store.BATCH_ROWS = 10
+    for wanted in (ids, ids[:30], ids[5:], ids[::-1], ids[::3], [ids[39], *ids[:39]]):
+        got = store.load(wanted)
+        expected = vectors[[ids.index(s) for s in wanted]]
+        assert list(got.ids) == list(wanted) and np.array_equal(got.vectors, expected)
+    with pytest.raises(TableError, match="missing"):
+        store.load([*ids, "s/999"])

@@ -59,7 +59,7 @@ CPU_BF16_MIN_FLOPS_WARM = 2e10
 # Cluster pruning (see _cluster_plan): clusters of about this many vectors, fitted on this many
 # sample vectors per cluster in this many rounds; tried from this n up, used when its estimated
 # work is at most PRUNE_PAYS of the band's. Small tiles run slower per product than big blocks.
-CLUSTER_SIZE = 64
+CLUSTER_SIZE = 96
 CLUSTER_FIT_SAMPLE = 3
 CLUSTER_FIT_ROUNDS = 3
 CLUSTER_MIN_N = 20_000
@@ -69,8 +69,7 @@ CLUSTER_ESTIMATE_ROWS = 2048  # rows whose tiles estimate the plan's work
 CLUSTER_ROW_CHUNK = 16384  # rows whose tiles are made at a time
 CLUSTER_MAX_RADIUS = math.radians(60.0)
 CLUSTER_TILE_COST = 2.0
-CLUSTER_MAX_STORED = 64
-TILE_BATCH_BYTES = 64 << 20  # memory of one batch of small tiles on torch  # (vector, nearby cluster) entries per vector the pass may keep
+TILE_BATCH_BYTES = 64 << 20  # memory of one batch of small tiles on torch
 PRUNE_PAYS = 0.5
 PRUNE_CHOICES = ("auto", "clusters", "none")
 SCREENS = ("auto", "float32", "bfloat16")
