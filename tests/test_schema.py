@@ -205,3 +205,16 @@ def test_embeddings_load_in_any_order_across_shards(tmp_path):
         assert list(got.ids) == list(wanted) and np.array_equal(got.vectors, expected)
     with pytest.raises(TableError, match="missing"):
         store.load([*ids, "s/999"])
+
+
+def test_a_duplicate_id_is_found_in_unsorted_and_sorted_tables(tmp_path):
+    """Sorted ids are checked by order; a table that is not sorted by sample_id still gets the full check."""
+    frame = schema.sorted_by_id(corpus_frame())
+    path = schema.write_table(frame, tmp_path / "c.parquet", "corpus", meta())
+    table = pq.read_table(path)
+    schema.validate_table(table, "corpus", "c")
+    ids = table.column("sample_id").to_pylist()
+    for order in (ids[:1] + ids[:-1], list(reversed(ids[:1] + ids[:-1]))):
+        bad = table.set_column(table.schema.get_field_index("sample_id"), "sample_id", pa.array(order))
+        with pytest.raises(TableError, match=f"duplicate sample_id {ids[0]!r}"):
+            schema.validate_table(bad, "corpus", "c")

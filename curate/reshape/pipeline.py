@@ -412,4 +412,4 @@ def reshape(
 
 def _roots(meta: dict[str, Any], frame: pd.DataFrame, where: str) -> dict[str, str]:
     path = corpus_root(meta, where)
-    return {str(source): str(path) for source in sorted(set(frame["source"]))}
+    return {str(source): str(path) for source in sorted(frame["source"].unique())}
