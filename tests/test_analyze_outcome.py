@@ -221,8 +221,8 @@ def test_a_note_when_the_target_size_leaves_groups_above_the_cap(world: dict, re
     ]
     sized = s["reshape"]["target_size"]
     assert over, "the fixture must add back into thinned groups"
-    assert sized["groups_above_cap"] == len(over)
-    assert sized["rows_above_cap"] == sum(k - keep_count(n, GROUP_CAP, 0.5) for n, k in over)
+    assert sized["groups_over_quota"] == len(over)
+    assert sized["rows_over_quota"] == sum(k - keep_count(n, GROUP_CAP, 0.5) for n, k in over)
     assert sized["added_back"]["originals"] == int(
         ((decisions["reason"] == "target_size_added") & (decisions["origin"] == "original")).sum()
     )
@@ -293,7 +293,7 @@ def test_missing_images_are_labelled_blanks_and_noted_never_a_crash(tmp_path: Pa
 
 def test_a_banner_says_when_the_encoder_was_a_fallback_or_random(tmp_path: Path) -> None:
     notes = ["demo fallback: CLIP unavailable (no weights); used the packaged EfficientNet-Lite0",
-             "a bare weights file does not record its preprocessing"]
+             "a bare weights file does not record its preprocessing", "no fallback was needed for the pool"]
     world = _small_world(tmp_path, encoder={"name": "timm", "weights": {"kind": "random", "seed": 0}}, notes=notes)
     s = _analyze(world, tmp_path / "r", manifest=None, pool=None, pool_embeddings=None)
     kinds = [w["kind"] for w in s["encoder_warnings"]]
@@ -348,3 +348,15 @@ def test_cli_analyze_with_a_comparison(world: dict, tmp_path: Path) -> None:
     assert bad.exit_code == 1 and "no summary.json" in bad.output and "Traceback" not in bad.output
     missing = CliRunner().invoke(cli, [*base, "--compare", str(tmp_path / "nope"), "-o", str(tmp_path / "bad")])
     assert missing.exit_code == 2 and "--compare" in missing.output
+
+
+def test_a_manifest_of_every_candidate_says_nothing_was_selected(tmp_path: Path) -> None:
+    world = _small_world(tmp_path, encoder={"name": "test-encoder"})
+    ds = world["ds"]
+    every = tmp_path / "every.parquet"
+    reshape(ds.corpus, ds.embeddings, every, pool=ds.pool, pool_embeddings=ds.pool_embeddings,
+            params=ReshapeParams(types=(1, 3), candidates="all", drc=False, device="cpu"))
+    s = _analyze(world, tmp_path / "r", manifest=every)
+    assert set(s["examples"]["candidates"]) == {"ddc_selected"}
+    assert "every pool candidate was added, with no DDCUp selection" in s["_html"]
+    assert "DDCUp kept these" not in s["_html"] and "selected by DDCUp" not in s["_html"]

@@ -332,3 +332,44 @@ def test_knn_ties_beyond_the_short_list_go_to_the_lowest_indices(screen):
     np.testing.assert_array_equal(dist, np.full((5, 10), self_distance))
     idx, _ = knn(x, x, 4, exclude_self=True, screen=screen, device="cpu", block_rows=33, block_cols=29)
     np.testing.assert_array_equal(idx, brute_knn(x, x, 4, exclude_self=True)[0])
+
+
+@pytest.mark.parametrize("screen", ["float32", "bfloat16"])
+def test_a_chunk_that_meets_no_cluster_finds_no_pairs(screen):
+    """Labels that all differ by at least the gap (here a gap of 0) leave every cluster out of reach."""
+    x = clustered(500, 16, 3)
+    got = threshold_pairs(x, 0.5, labels=np.zeros(500), max_label_gap=0.0, prune="clusters", screen=screen,
+                          device="cpu")
+    assert len(got) == 0 and dense_pairs(x, 0.5, np.zeros(500), 0.0) == set()
+    # non-unit and zero vectors, thresholds at and above 1: still brute force
+    y = x * np.random.default_rng(4).uniform(0.5, 1.5, (500, 1))
+    y[::50] = 0.0
+    for threshold in (0.8, 1.0, 1.3):
+        found = threshold_pairs(y, threshold, prune="clusters", screen=screen, device="cpu")
+        assert set(zip(found.i.tolist(), found.j.tolist(), strict=True)) == dense_pairs(y, threshold)
+
+
+def test_torch_state_is_restored_after_a_search_stopped_early_and_float32_stays_ieee():
+    """A search stopped by max_pairs leaves torch as it found it; a float32 matmul precision set by
+    the user (which lets oneDNN run float32 products in bfloat16) does not reach the screen's bounds."""
+    torch = pytest.importorskip("torch")
+    x, _ = DATASETS["clustered"]()
+    before = (torch.is_inference_mode_enabled(), torch.is_grad_enabled(), torch.get_float32_matmul_precision())
+    try:
+        torch.set_float32_matmul_precision("medium")
+        found = threshold_pairs(x, 0.9, prune="clusters", screen="bfloat16", device="cpu", block_rows=64)
+        assert set(zip(found.i.tolist(), found.j.tolist(), strict=True)) == dense_pairs(x, 0.9)
+        assert torch.backends.mkldnn.matmul.fp32_precision == "bf16"  # the user's setting, back
+
+        def stopped() -> bool:  # no traceback kept: the search's generators close as it unwinds
+            try:
+                threshold_pairs(x, 0.9, prune="clusters", screen="bfloat16", device="cpu", block_rows=64, max_pairs=1)
+            except neighbours.TooManyPairs:
+                return True
+            return False
+
+        assert stopped()
+        assert not torch.is_inference_mode_enabled() and torch.is_grad_enabled()
+    finally:
+        torch.set_float32_matmul_precision(before[2])
+    assert (torch.is_inference_mode_enabled(), torch.is_grad_enabled()) == before[:2]

@@ -36,11 +36,6 @@ class Comparison:
     folder: Path
     summary: dict[str, Any]
 
-    @property
-    def prefix(self) -> str:
-        """The relative folder of the copied files, as the page links them."""
-        return f"{REPORT_SUBFOLDER}/"
-
 
 def read_comparison(folder: str | os.PathLike[str]) -> Comparison:
     """Read a ``curate compare -o`` folder; refuse one that is not a finished comparison."""

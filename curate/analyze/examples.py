@@ -34,7 +34,7 @@ from curate.images import load_rgb
 from curate.reshape.downsample import keep_count
 from curate.reshape.neighbours import knn
 from curate.reshape.params import GROUP_CAP, KEEP_FRACTION
-from curate.sampling import sample_keys
+from curate.sampling import sample_keys, subsample
 
 CANDIDATES_PER_REASON = 3
 NEAREST_REFERENCES = 3
@@ -49,6 +49,8 @@ CANDIDATE_REASONS = {
     "ddc_out_of_distribution": "out of distribution",
     "ddc_too_close_to_kept": "too close to a kept candidate",
 }
+# What a candidate of a --candidates all manifest is: added without DDCUp's selection.
+EVERY_CANDIDATE = "added without selection (--candidates all)"
 # Written by curate 0.1 for a selected candidate.
 LEGACY_REASONS = {"ddc_kept": SELECTED}
 
@@ -62,6 +64,7 @@ class Thumb:
     path: Path | None
     caption: str
     distance: float | None = None
+    absent: str | None = None  # why there is no path, when it is not a missing image root
 
 
 @dataclass(frozen=True)
@@ -81,10 +84,11 @@ class CandidateExamples:
     reason: str
     total: int
     rows: tuple[CandidateRow, ...]
+    every_candidate: bool = False  # reshaped with --candidates all: nothing was selected
 
     @property
     def words(self) -> str:
-        return CANDIDATE_REASONS[self.reason]
+        return EVERY_CANDIDATE if self.every_candidate else CANDIDATE_REASONS[self.reason]
 
 
 @dataclass(frozen=True)
@@ -129,10 +133,7 @@ class Examples:
 def pick(sample_ids: np.ndarray, count: int, seed: int) -> np.ndarray:
     """Indices of at most ``count`` ids: those with the smallest seeded hash, in ``sample_id`` order."""
     ids = np.asarray(sample_ids, dtype=object)
-    if ids.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    keys = sample_keys(ids, seed)
-    chosen = np.lexsort((ids.astype(str), keys))[:count]
+    chosen = subsample(ids, count, seed)
     return chosen[np.argsort(ids[chosen].astype(str), kind="stable")]
 
 
@@ -167,7 +168,7 @@ def candidate_examples(data: AnalysisInputs, seed: int, device: str = "auto") ->
     if data.candidates is None or data.candidate_vectors is None:
         return [], "the manifest's pool candidates are shown when analyze is given --pool and --pool-embeddings"
     if data.reference_vectors.shape[0] == 0:
-        return [], "the pool candidates are shown beside training references; the corpus has fewer than 2"
+        return [], "the pool candidates are shown beside training references; the corpus has none"
     candidate_ids = data.candidates["sample_id"].to_numpy(dtype=object).astype(str)
     position = {sid: k for k, sid in enumerate(candidate_ids)}
     reasons = np.array([LEGACY_REASONS.get(r, r) for r in rows["reason"].astype(str)], dtype=object)
@@ -177,6 +178,7 @@ def candidate_examples(data: AnalysisInputs, seed: int, device: str = "auto") ->
     ref_ids = references["sample_id"].to_numpy(dtype=object).astype(str)
     ref_paths = references["path"].to_numpy(dtype=object)
     paths = data.candidates["path"].to_numpy(dtype=object)
+    every = (data.manifest_params or {}).get("candidates") == "all"
     out: list[CandidateExamples] = []
     absent = 0
     for reason in CANDIDATE_REASONS:
@@ -214,13 +216,14 @@ def candidate_examples(data: AnalysisInputs, seed: int, device: str = "auto") ->
                         other, _path(data.pool_root, paths[position[other]]), f"kept {_short(other)}\nd = {d:.3f}", d
                     )
                 else:
-                    rival = Thumb(other, None, f"kept {_short(other)}\n(not in the pool given)")
-            caption = f"candidate {_short(sid)}\n{CANDIDATE_REASONS[reason]}"
+                    rival = Thumb(other, None, f"kept {_short(other)}\n(not in the pool given)",
+                                  absent="not in the pool given to analyze")
+            caption = f"candidate {_short(sid)}\n{'added, no selection' if every else CANDIDATE_REASONS[reason]}"
             farthest = _detail(details[k]).get("farthest")
             if reason == "ddc_out_of_distribution" and farthest is not None:
                 caption += f"\nfarthest reference d = {float(farthest):.3f}"
             lines.append(CandidateRow(Thumb(sid, _path(data.pool_root, paths[cand]), caption), refs, rival))
-        out.append(CandidateExamples(reason, int(mine.size), tuple(lines)))
+        out.append(CandidateExamples(reason, int(mine.size), tuple(lines), every))
     note = None
     if absent:
         note = f"{absent} candidate(s) of the decisions table are not in the pool given to analyze; they are not shown"
@@ -286,7 +289,7 @@ def largest_group(data: AnalysisInputs, seed: int) -> GroupExample | None:
             sid = ids[k]
             row = corpus.loc[sid] if sid in corpus.index else None
             if row is None:
-                out.append(Thumb(sid, None, f"{_short(sid)}\n(not in the corpus)"))
+                out.append(Thumb(sid, None, f"{_short(sid)}\n(not in the corpus)", absent="not in the corpus given"))
                 continue
             level = "" if pd.isna(row["level"]) else f" level {int(row['level'])}"
             kind = "" if pd.isna(row["distortion"]) else f"type {int(row['distortion'])}"
@@ -376,7 +379,7 @@ class ThumbnailReader:
             return self._cache[thumb.sample_id]
         image: np.ndarray | None = None
         if thumb.path is None:
-            self.missing[thumb.sample_id] = "no image root recorded for its table"
+            self.missing[thumb.sample_id] = thumb.absent or "no image root recorded for its table"
         else:
             try:
                 image = _downsized(load_rgb(thumb.path), self.side)

@@ -255,8 +255,8 @@ def add_back_note(sized: Mapping[str, Any]) -> str:
         if added
         else ""
     )
-    rule = f"max(cap {sized['group_cap']}, floor(size x {sized['keep_fraction']:g}))"
-    if not sized["groups_above_cap"]:
+    rule = f"quota (all members up to cap {sized['group_cap']}, else max(cap, floor(size x {sized['keep_fraction']:g})))"
+    if not sized["groups_over_quota"]:
         return (
             f'<p class="note">--target-size {_fmt(sized["target_size"])}:{back} no redundancy group keeps more '
             f"members than DRCDown's {rule}.</p>"
@@ -264,8 +264,8 @@ def add_back_note(sized: Mapping[str, Any]) -> str:
     largest = sized["largest_excess"]
     return (
         f'<p class="warn">--target-size {_fmt(sized["target_size"])}:{back} '
-        f"{_fmt(sized['groups_above_cap'])} redundancy group(s) now keep more members than DRCDown's "
-        f"{rule} ({_fmt(sized['rows_above_cap'])} rows above it; most in group {largest['group_id']}: "
+        f"{_fmt(sized['groups_over_quota'])} redundancy group(s) now keep more members than DRCDown's "
+        f"{rule} ({_fmt(sized['rows_over_quota'])} rows over it; most in group {largest['group_id']}: "
         f"{_fmt(largest['kept'])} of {_fmt(largest['group_size'])} kept where DRCDown keeps "
         f"{_fmt(largest['allowed'])}). Reaching the target size this way undoes part of DRCDown's thinning.</p>"
     )

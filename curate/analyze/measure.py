@@ -25,6 +25,7 @@ from curate.analyze.density import (
 )
 from curate.analyze.inputs import AnalysisInputs, SampleSet
 from curate.analyze.params import AnalyzeParams
+from curate.embed.config import FALLBACK_NOTE
 from curate.errors import CurateError
 from curate.reshape.downsample import keep_count, redundancy_groups
 from curate.reshape.params import GROUP_CAP, KEEP_FRACTION, DRCParams
@@ -249,13 +250,14 @@ def add_back_numbers(
 ) -> dict[str, Any] | None:
     """With ``--target-size``: what adding rows back did to the reshape's redundancy groups.
 
-    A group of ``L`` members keeps ``max(cap, floor(L * keep_fraction))`` under DRCDown
-    (:func:`~curate.reshape.downsample.keep_count`, with the cap and fraction the manifest recorded);
-    a group whose manifest rows exceed that is *above the cap*, which only the target size's
-    add-back of removed originals makes happen. None when the manifest was not sized.
+    A group of ``L`` members keeps all of them up to the cap, else ``max(cap, floor(L *
+    keep_fraction))`` under DRCDown (:func:`~curate.reshape.downsample.keep_count`, with the cap and
+    fraction the manifest recorded): its *quota*. A group whose manifest rows exceed it is *over its
+    quota*, which only the target size's add-back of removed originals makes happen. None when the
+    manifest was not sized, or was reshaped without DRCDown.
     """
     target = manifest_params.get("target_size")
-    if target is None:
+    if target is None or manifest_params.get("drc") is False:
         return None
     cap = int(manifest_params.get("group_cap", GROUP_CAP))
     fraction = float(manifest_params.get("keep_fraction", KEEP_FRACTION))
@@ -270,8 +272,8 @@ def add_back_numbers(
         "target_size": int(target),
         "group_cap": cap,
         "keep_fraction": fraction,
-        "groups_above_cap": int(over.sum()),
-        "rows_above_cap": int((kept - allowed)[over].sum()),
+        "groups_over_quota": int(over.sum()),
+        "rows_over_quota": int((kept - allowed)[over].sum()),
         "largest_excess": None,
         "added_back": None,
     }
@@ -293,9 +295,6 @@ def add_back_numbers(
     return out
 
 
-# A note of the embeddings that carries this word says their encoder stood in for another.
-FALLBACK_WORD = "fallback"
-
 
 def encoder_warnings(encoder: dict[str, Any], notes: list[str]) -> list[dict[str, str]]:
     """What the report must say at the top about the features, each as ``{"kind", "message",
@@ -313,7 +312,7 @@ def encoder_warnings(encoder: dict[str, Any], notes: list[str]) -> list[dict[str
             }
         )
     for note in notes:
-        if FALLBACK_WORD in note.lower():
+        if note.startswith(FALLBACK_NOTE):
             out.append(
                 {
                     "kind": "fallback",

@@ -106,10 +106,10 @@ class Report:
             f"{s['corpus']['distorted']:,} distorted samples)"
         )
         sized = (s.get("reshape") or {}).get("target_size")
-        if sized and sized["groups_above_cap"]:
+        if sized and sized["groups_over_quota"]:
             out.append(
-                f"target size {sized['target_size']:,}: {sized['groups_above_cap']:,} redundancy group(s) keep more "
-                f"members than DRCDown allows ({sized['rows_above_cap']:,} rows above it)"
+                f"target size {sized['target_size']:,}: {sized['groups_over_quota']:,} redundancy group(s) keep more "
+                f"members than DRCDown allows ({sized['rows_over_quota']:,} rows over it)"
             )
         missing = s.get("examples", {}).get("missing_images", [])
         if missing:

@@ -337,6 +337,9 @@ def candidate_thumbnails(examples: CandidateExamples, reader: ThumbnailReader, r
         "ddc_too_close_to_kept": "Refused by the greedy thinning: eligible, but closer than r to the kept "
         "candidate shown last in its row.",
     }[examples.reason]
+    if examples.every_candidate:
+        why = ("The manifest was reshaped with --candidates all (an ablation): every pool candidate was added, "
+               "with no DDCUp selection; their distorted versions join the manifest.")
     suffix = examples.reason.removeprefix("ddc_")
     return drawn, Figure(
         f"candidates_{suffix}.png",
@@ -363,8 +366,8 @@ def group_thumbnails(group: GroupExample | None, reader: ThumbnailReader) -> Bui
         row_labels=labels,
     )
     rule = (
-        f"DRCDown keeps {group.allowed:,} of a group of {group.size:,}: max(cap {group.cap}, "
-        f"floor({group.size:,} x {group.keep_fraction:g}))"
+        f"DRCDown keeps {group.allowed:,} of a group of {group.size:,}: all up to cap {group.cap}, "
+        f"else max(cap, floor({group.size:,} x {group.keep_fraction:g}))"
     )
     return drawn, Figure(
         "largest_group.png",

@@ -269,7 +269,7 @@ def draw_crop(
 def plan_crops(seed: int) -> dict[str, list[Crop]]:
     """The crops of each part (train, pool, test), drawn from ``seed``; boxes of a photo barely overlap.
 
-    Train: the first crop of every training photo, then the second of every one. Pool: greyscale
+    Train: one crop of every training photo, then another of every one, four rounds. Pool: greyscale
     photos, mirrored twins of the first of them, other regions of training photos, mirrored
     training references, the synthetic graphics. Test: three crops of every test photo.
     """

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from curate.embed.config import FALLBACK_NOTE
 from curate.errors import CurateError, WeightsUnavailable
 
 if TYPE_CHECKING:
@@ -97,7 +98,7 @@ def _embed_all(
         click.secho(message, err=True, fg="yellow", bold=True)
         warnings.append(message)
         chosen = ENCODER_FALLBACK
-        notes = [f"demo fallback: CLIP unavailable ({reason}); used the packaged EfficientNet-Lite0"]
+        notes = [f"{FALLBACK_NOTE} CLIP unavailable ({reason}); used the packaged EfficientNet-Lite0"]
         try:
             embed_corpus(corpora[first], dirs[first], encoder=chosen, workers=workers, notes=notes, quiet=quiet)
         except WeightsUnavailable as fallback:

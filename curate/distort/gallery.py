@@ -60,7 +60,8 @@ def gallery_sheet(
     ``missing_label``.
     """
     shape_source = reference if reference is not None else next((a for a in images.values() if a is not None), None)
-    h, w = shape_source.shape[:2] if shape_source is not None else (3, 4)
+    # nothing readable: cells of the full width in 4:3, so their labels fit
+    h, w = shape_source.shape[:2] if shape_source is not None else (cell_width * 3 // 4, cell_width)
     cell_w = min(cell_width, w) if w > 0 else cell_width
     cell_h = max(1, round(h * cell_w / w))
     blocks = 2 if len(types) > ONE_BLOCK_TYPES else 1

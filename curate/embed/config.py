@@ -26,6 +26,9 @@ from curate.images import DEFAULT_MAX_PIXELS
 from curate.params import check_fields, param
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+# An embeddings note starting with this says the encoder is a fallback, not the one asked for
+# (``curate demo --encoder auto`` without CLIP weights); ``analyze`` shows such notes in a banner.
+FALLBACK_NOTE = "demo fallback:"
 ENGINES = ("local", "ray")
 GPU_BATCH_SIZE = 256
 CPU_BATCH_SIZE = 32

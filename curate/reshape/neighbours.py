@@ -157,13 +157,21 @@ def _full_float32() -> Iterator[None]:
 
     matmul = torch.backends.cuda.matmul
     saved = (matmul.allow_tf32, matmul.allow_bf16_reduced_precision_reduction)
-    # TF32 would break the float32 bound; reduced-precision reductions the bfloat16 one
+    # TF32 would break the float32 bound; reduced-precision reductions the bfloat16 one. On the
+    # CPU, torch.set_float32_matmul_precision("medium"|"high") lets oneDNN run float32 products
+    # in bfloat16 (or TF32): held at IEEE float32 here.
+    cpu = getattr(getattr(torch.backends, "mkldnn", None), "matmul", None)
+    cpu_saved = getattr(cpu, "fp32_precision", None)
     matmul.allow_tf32 = False
     matmul.allow_bf16_reduced_precision_reduction = False
+    if cpu_saved is not None:
+        cpu.fp32_precision = "ieee"
     try:
         yield
     finally:
         matmul.allow_tf32, matmul.allow_bf16_reduced_precision_reduction = saved
+        if cpu_saved is not None:
+            cpu.fp32_precision = cpu_saved
 
 
 def _nvidia_present() -> bool:
@@ -644,6 +652,8 @@ def _cluster_plan(
     def cluster_tiles(p: np.ndarray, b: np.ndarray) -> Iterator[tuple[np.ndarray, int, int]]:
         """Each cluster against its rows (in label order, each chunk of them against the members
         its labels can reach)."""
+        if b.size == 0:  # no row of the chunk can meet any cluster
+            return
         by_cluster = np.lexsort((y_pos[p], b)) if y_pos is not None else np.argsort(b, kind="stable")
         p, b = p[by_cluster], b[by_cluster]
         edges = np.flatnonzero(np.r_[True, b[1:] != b[:-1], True])
@@ -677,12 +687,13 @@ def _cluster_plan(
         return None
 
     def tiles() -> Iterator[tuple[Any, int, int]]:
+        # consumed by _run_tiles, inside its engine context (a context of its own here would, on
+        # an early stop, close after the caller's and restore the state the caller had set)
         yield from outlier_tiles
-        with engine.context():
-            chunk = max(step, CLUSTER_ROW_CHUNK)
-            for p0 in range(0, n, chunk):
-                rows = np.arange(p0, min(n, p0 + chunk), dtype=position_type)
-                yield from cluster_tiles(*meets(rows))
+        chunk = max(step, CLUSTER_ROW_CHUNK)
+        for p0 in range(0, n, chunk):
+            rows = np.arange(p0, min(n, p0 + chunk), dtype=position_type)
+            yield from cluster_tiles(*meets(rows))
 
     return _Plan(order, tiles(), int(tiles_est + outlier_products), "clusters", overhead=2 * n * k, note=note)
 
@@ -751,7 +762,7 @@ def _run_one_by_one(
                 continue
         if engine.bfloat16:
             values = engine.recheck(rows_src, cols_src, i, j)
-            close = values > threshold - engine.margin32
+            close = values > _round_down_float32(threshold - engine.margin32)
             p, q, values = p[close], q[close], values[close]
         else:
             values = engine.values(sim, i, j)
