@@ -51,9 +51,11 @@ DEFAULT_BLOCK_COLS = 8192
 
 # The environment setting that overrides the CPU's bfloat16 detection: auto (default), 0 or 1.
 CPU_BF16_ENV = "CURATE_CPU_BF16"
-# Products a CPU bfloat16 screen must have before it pays: torch's import (seconds, ~500 MB) when it
-# is not loaded yet, a few block conversions when it is. bfloat16 runs ~2-3x float32 on AVX512-BF16.
-CPU_BF16_MIN_FLOPS_COLD = 1.5e12
+# Products a CPU bfloat16 screen must have before it pays: a few block conversions when torch is
+# loaded already. A search never loads torch for itself (COLD is infinite): measured on a 2-core
+# AVX512-BF16 CPU, DRCDown at n = 700k took 149 s in bfloat16 against 172 s in numpy float32 (both
+# with cluster pruning), but peaked at 2.67 GB against 1.79 GB (torch's import alone is ~640 MB).
+CPU_BF16_MIN_FLOPS_COLD = math.inf
 CPU_BF16_MIN_FLOPS_WARM = 2e10
 
 # Cluster pruning (see _cluster_plan): clusters of about this many vectors, fitted on this many
@@ -124,7 +126,7 @@ def cpu_bfloat16_matmul() -> bool:
 
     ``CURATE_CPU_BF16=0`` answers no and ``=1`` yes whatever the CPU (``auto``, the default, asks
     torch). Without such units torch emulates bfloat16 more slowly than float32, so the automatic
-    choices (bfloat16 screens, ``curate embed --precision auto``) take float32 there.
+    choice of screen takes float32 there.
     """
     setting = os.environ.get(CPU_BF16_ENV, "auto").strip().lower()
     if setting in ("0", "off", "no", "false"):
