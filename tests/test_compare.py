@@ -249,3 +249,22 @@ def test_bootstrap_interval_is_paired_and_reflects_the_number_of_references():
     assert few.high - few.low > better.high - better.low
     # an interval that excludes zero is still noise when the seeds disagree in sign
     assert verdict(Interval(0.05, 0.01, 0.09), [0.1, -0.02, 0.07]) == "within noise"
+
+
+def test_the_sentence_says_why_an_interval_that_excludes_zero_is_still_noise():
+    from curate.compare.report import _sentence
+
+    def variant(mean, interval, verdict_words):
+        return {"srcc_mean": mean, "srcc_sd": 0.01, "difference": {"srcc": mean - 0.5, "interval": interval,
+                                                                    "verdict": verdict_words}}
+
+    entry = {"n_images": 600, "n_references": 60, "variants": {
+        "original": {"srcc_mean": 0.5, "srcc_sd": 0.01, "srcc_interval": [0.45, 0.55]},
+        "drc": variant(0.47, [-0.05, -0.001], "within noise"),
+        "ddc": variant(0.51, [-0.02, 0.04], "within noise"),
+        "paper": variant(0.58, [0.02, 0.14], "better"),
+    }}
+    text = _sentence("t", entry, CompareParams(seeds=3), "original")
+    assert "drc -0.030 (95% CI [-0.050, -0.001]): within noise (the interval excludes 0, but the seeds" in text
+    assert "ddc +0.010 (95% CI [-0.020, +0.040]): within noise;" in text
+    assert "paper +0.080 (95% CI [+0.020, +0.140]): better than original, beyond noise" in text

@@ -177,6 +177,8 @@ def _sentence(target: str, entry: Mapping[str, Any], params: Any, baseline: str)
         interval = "no interval" if low is None else f"95% CI [{_signed(low)}, {_signed(high)}]"
         if d["verdict"] == "within noise":
             words = "within noise"
+            if low is not None and (low > 0 or high < 0):
+                words += " (the interval excludes 0, but the seeds do not all agree in sign)"
         else:
             words = f"{d['verdict']} than {baseline}, beyond noise"
         parts.append(f"{name} {_signed(d['srcc'])} ({interval}): {words}")
