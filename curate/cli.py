@@ -666,6 +666,7 @@ Add --report-test-best to also tabulate the test-selected epoch the paper report
 @param_option(TrainConfig, "arch", unset="--trainer full:")
 @param_option(CompareParams, "report_test_best")
 @param_option(CompareParams, "resamples")
+@param_option(CompareParams, "resample_groups")
 @param_option(CompareParams, "device")
 @param_option(TrainConfig, "workers")
 @click.option("--root", "roots", multiple=True, help=_ROOT_HELP)
@@ -728,9 +729,8 @@ def demo_command(out_dir: str, quick: bool, **options: Any) -> None:
     for line in result.lines():
         click.echo(line)
     crops, photos = TEST_CROPS_PER_PHOTO, len(TEST_PHOTOS)
-    click.echo(f"note: the {crops * photos} test references are {crops} crops of each of {photos} photos; the "
-               "intervals resample them as independent, so they are narrower than the photos warrant. A demo, "
-               "not evidence about your data.")
+    click.echo(f"note: the {crops * photos} test references are {crops} crops of each of {photos} photos, and the "
+               f"intervals resample the {photos} photos: a demo, not evidence about your data.")
     click.echo(f"\nreport:     {result.report}")
     click.echo(f"comparison: {result.comparison.out_dir / 'index.html'}")
     click.echo(f"manifest:   {result.manifest}")

@@ -268,3 +268,30 @@ def test_the_sentence_says_why_an_interval_that_excludes_zero_is_still_noise():
     assert "drc -0.030 (95% CI [-0.050, -0.001]): within noise (the interval excludes 0, but the seeds" in text
     assert "ddc +0.010 (95% CI [-0.020, +0.040]): within noise;" in text
     assert "paper +0.080 (95% CI [+0.020, +0.140]): better than original, beyond noise" in text
+
+
+def test_too_few_independent_test_units_give_no_verdict():
+    clear = Interval(0.05, 0.01, 0.09)
+    assert verdict(clear, [0.04, 0.05, 0.06], units=12) == "better"
+    assert verdict(clear, [0.04, 0.05, 0.06], units=4) == "within noise"
+
+
+def test_resample_groups_map_references_to_their_group(tmp_path):
+    from curate.compare.report import read_resample_groups, resample_units
+
+    path = tmp_path / "groups.csv"
+    path.write_text("ref_id,group\nI61,cat\nI62,cat\nt/I63,cup\n")
+    groups = read_resample_groups(path)
+    refs = np.array(["t/I61", "t/I62", "t/I63", "t/I64", "t/I61"])
+    assert resample_units(refs, groups, "t").tolist() == ["group:cat", "group:cat", "group:cup", "t/I64", "group:cat"]
+    assert resample_units(refs, None, "t") is refs
+    with pytest.raises(CurateError, match="names none of target 't'"):
+        resample_units(np.array(["t/X1"]), groups, "t")
+    path.write_text("ref_id,group\nI61,cat\nI61,dog\n")
+    with pytest.raises(CurateError, match=r"row 2: ref_id 'I61' is in two groups"):
+        read_resample_groups(path)
+    path.write_text("ref,group\nI61,cat\n")
+    with pytest.raises(CurateError, match="needs columns ref_id and group"):
+        read_resample_groups(path)
+    with pytest.raises(CurateError, match="no such file"):
+        read_resample_groups(tmp_path / "none.csv")

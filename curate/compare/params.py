@@ -26,7 +26,7 @@ CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 2000
 TRAIN_SEED = 123  # the paper's seed, the first run's; seed s trains with TRAIN_SEED + s
 # Settings that may change between a compare and its resumption without changing its results.
-RESUMABLE_SETTINGS = ("device", "workers", "report_test_best", "resamples")
+RESUMABLE_SETTINGS = ("device", "workers", "report_test_best", "resamples", "resample_groups")
 
 
 @dataclass(frozen=True)
@@ -129,6 +129,11 @@ class CompareParams:
     )
     exclude_leaks: bool = param(False, help="Drop training and pool contents that leak into a target set.")
     resamples: int = param(BOOTSTRAP_RESAMPLES, low=100, help="Bootstrap resamples of each interval.")
+    resample_groups: str | None = param(
+        None, kind=str,
+        help="A CSV with columns ref_id,group: test references of one group (e.g. crops of one photo) are "
+        "resampled together by the bootstrap, so its intervals do not treat them as independent.",
+    )
     report_test_best: bool = param(
         False, help="Also tabulate the test-selected epoch, as the paper reports it (optimistic, labelled)."
     )

@@ -19,7 +19,8 @@ import pandas as pd
 
 from curate import __version__
 from curate.compare.params import BASELINE, CONFIDENCE, VARIANTS
-from curate.compare.stats import srcc_interval, verdict
+from curate.compare.stats import MIN_UNITS, srcc_interval, verdict
+from curate.errors import CurateError
 from curate.fsio import atomic_path, atomic_write_text, command_line
 
 SUMMARY_FORMAT = "compare_summary"
@@ -32,7 +33,6 @@ TEST_SELECTED_NOTE = (
     "test_best: the epoch with the best SRCC on the target itself, as the paper's protocol reports it; "
     "optimistic, never used for a conclusion here"
 )
-FEW_REFERENCES = 10  # below this many test references, say that the comparison has little power
 
 
 def write_report(
@@ -43,14 +43,17 @@ def write_report(
     inputs: Mapping[str, Any],
     leaks: pd.DataFrame | None,
     eval_frames: Mapping[str, pd.DataFrame],
+    groups: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Write results.csv, summary.json, the figures and index.html into ``out``; return the summary."""
+    """Write results.csv, summary.json, the figures and index.html into ``out``; return the summary.
+
+    ``groups``: test references resampled together (:func:`read_resample_groups`)."""
     atomic_write_text(out / RESULTS_FILE, results.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
     predictions = _predictions(runs)
     targets: dict[str, Any] = {}
     for target in sorted(eval_frames):
         targets[target] = _target_summary(
-            target, results, predictions, params, eval_frames[target], BASELINE
+            target, results, predictions, params, eval_frames[target], BASELINE, groups
         )
     summary: dict[str, Any] = {
         "format": SUMMARY_FORMAT,
@@ -59,7 +62,7 @@ def write_report(
         "command": command_line(),
         "selection": HEADLINE,
         "confidence": CONFIDENCE,
-        "params": params.identity() | {"resamples": params.resamples},
+        "params": params.identity() | {"resamples": params.resamples, "resample_groups": params.resample_groups},
         "inputs": dict(inputs),
         "variants": {
             name: {"description": VARIANTS[name].description, "pool": VARIANTS[name].pool,
@@ -96,6 +99,42 @@ def _seed_matrix(
     return np.stack(rows)
 
 
+def read_resample_groups(path: str | Path) -> dict[str, str]:
+    """``--resample-groups``: a CSV of ``ref_id,group`` -> {ref_id: group}; a one-line error names
+    the file and the first bad row."""
+    where = Path(path)
+    if not where.is_file():
+        raise CurateError(f"--resample-groups {where}: no such file")
+    try:
+        frame = pd.read_csv(where, dtype=str, keep_default_na=False)
+    except (OSError, ValueError) as exc:
+        raise CurateError(f"{where}: not a readable CSV ({exc})") from None
+    missing = [c for c in ("ref_id", "group") if c not in frame.columns]
+    if missing:
+        raise CurateError(f"{where}: needs columns ref_id and group (missing {', '.join(missing)})")
+    groups: dict[str, str] = {}
+    for row, (ref, group) in enumerate(zip(frame["ref_id"].str.strip(), frame["group"].str.strip(), strict=True)):
+        if not ref or not group:
+            raise CurateError(f"{where}: row {row + 1}: empty ref_id or group")
+        if groups.setdefault(ref, group) != group:
+            raise CurateError(f"{where}: row {row + 1}: ref_id {ref!r} is in two groups")
+    return groups
+
+
+def resample_units(references: np.ndarray, groups: Mapping[str, str] | None, target: str) -> np.ndarray:
+    """Each test image's resampling unit: its reference's group where ``groups`` names the reference
+    (by ref_id or its last part, e.g. ``I61``), else the reference itself."""
+    if not groups:
+        return references
+    unique, inverse = np.unique(references, return_inverse=True)
+    named = [groups.get(ref, groups.get(ref.rsplit("/", 1)[-1])) for ref in unique.tolist()]
+    if all(g is None for g in named):
+        raise CurateError(f"--resample-groups: names none of target {target!r}'s test references "
+                          f"(e.g. {unique[0]!r})")
+    units = np.array([ref if g is None else f"group:{g}" for ref, g in zip(unique.tolist(), named, strict=True)])
+    return units[inverse]
+
+
 def _target_summary(
     target: str,
     results: pd.DataFrame,
@@ -103,16 +142,21 @@ def _target_summary(
     params: Any,
     frame: pd.DataFrame,
     baseline: str,
+    groups: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     ids = frame["sample_id"].astype(str).to_numpy()
     scores = frame["score"].to_numpy(dtype=np.float64)
-    clusters = frame["ref_id"].astype(str).to_numpy()
+    references = frame["ref_id"].astype(str).to_numpy()
+    clusters = resample_units(references, groups, target)
     seeds = list(range(params.seeds))
     head = results[(results["target"] == target) & (results["selection"] == HEADLINE)]
     base_pred = _seed_matrix(predictions, baseline, seeds, target, ids)
     out: dict[str, Any] = {
         "n_images": int(ids.size),
-        "n_references": int(np.unique(clusters).size),
+        "n_references": int(np.unique(references).size),
+        # what the bootstrap resamples: each reference, or the groups given with --resample-groups
+        "resampled_units": int(np.unique(clusters).size),
+        "resampled_by": "group" if groups else "reference",
         "variants": {},
     }
     for k, name in enumerate(params.variants):
@@ -142,7 +186,7 @@ def _target_summary(
                 "interval": [diff.low, diff.high],
                 "per_seed": per_seed,
                 "plcc": float(part["plcc"].mean() - base_part["plcc"].mean()),
-                "verdict": verdict(diff, per_seed),
+                "verdict": verdict(diff, per_seed, out["resampled_units"]),
             }
         out["variants"][name] = entry
     out["sentence"] = _sentence(target, out, params, baseline)
@@ -164,9 +208,13 @@ def _sentence(target: str, entry: Mapping[str, Any], params: Any, baseline: str)
     """One plain paragraph: the baseline's level, then each variant's difference and verdict."""
     base = entry["variants"][baseline]
     sd = "" if base["srcc_sd"] is None else f" +- {base['srcc_sd']:.3f}"
+    units = entry.get("resampled_units", entry["n_references"])
+    grouped = entry.get("resampled_by") == "group"
+    resampled = f"; the intervals resample {units} groups of them" if grouped else ""
     text = (
-        f"On {target} ({entry['n_images']} images of {entry['n_references']} test references), {baseline} "
-        f"reaches SRCC {base['srcc_mean']:.3f}{sd} (mean +- sd over {params.seeds} seed(s), validation-selected epoch)."
+        f"On {target} ({entry['n_images']} images of {entry['n_references']} test references{resampled}), "
+        f"{baseline} reaches SRCC {base['srcc_mean']:.3f}{sd} (mean +- sd over {params.seeds} seed(s), "
+        "validation-selected epoch)."
     )
     parts = []
     for name, v in in_table_order(entry["variants"]):
@@ -178,16 +226,21 @@ def _sentence(target: str, entry: Mapping[str, Any], params: Any, baseline: str)
         if d["verdict"] == "within noise":
             words = "within noise"
             if low is not None and (low > 0 or high < 0):
-                words += " (the interval excludes 0, but the seeds do not all agree in sign)"
+                words += (
+                    f" (the interval excludes 0, but {units} independent test units are too few for a verdict)"
+                    if units < MIN_UNITS
+                    else " (the interval excludes 0, but the seeds do not all agree in sign)"
+                )
         else:
             words = f"{d['verdict']} than {baseline}, beyond noise"
         parts.append(f"{name} {_signed(d['srcc'])} ({interval}): {words}")
     if parts:
         text += " Differences in SRCC: " + "; ".join(parts) + "."
-    if entry["n_references"] < FEW_REFERENCES and base["srcc_interval"][0] is not None:
+    if units < MIN_UNITS and base["srcc_interval"][0] is not None:
         width = (base["srcc_interval"][1] - base["srcc_interval"][0]) / 2
+        what = "independent groups of test references" if grouped else "test references"
         text += (
-            f" With only {entry['n_references']} test references the intervals are wide (about +-{width:.2f} "
+            f" With only {units} {what} the intervals are wide (about +-{width:.2f} "
             "on the baseline's SRCC): this comparison cannot resolve small effects."
         )
     return text
@@ -236,7 +289,8 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
     """The table per target (mean +- sd, difference with interval, verdict) and its sentence."""
     lines: list[str] = []
     for target, entry in summary["targets"].items():
-        lines.append(f"{target}: {entry['n_images']} images, {entry['n_references']} references "
+        grouped = f" in {entry['resampled_units']} groups" if entry.get("resampled_by") == "group" else ""
+        lines.append(f"{target}: {entry['n_images']} images, {entry['n_references']} references{grouped} "
                      f"(SRCC, validation-selected epoch, {len(next(iter(entry['variants'].values()))['srcc_per_seed'])} seeds)")
         header = f"  {'variant':<15} {'rows':>7} {'SRCC mean':>9} {'sd':>6} {'PLCC mean':>9}  {'dSRCC':>7} {'95% CI':>17}  verdict"
         lines.append(header)
@@ -363,7 +417,10 @@ def comparison_html(summary: Mapping[str, Any], prefix: str = "") -> str:
     folder of the compare output from the page that includes it."""
     parts: list[str] = []
     for target, entry in summary["targets"].items():
-        parts.append(f"<h3>{escape(target)}: {entry['n_images']} images, {entry['n_references']} test references</h3>")
+        grouped = f" in {entry['resampled_units']} groups" if entry.get("resampled_by") == "group" else ""
+        parts.append(
+            f"<h3>{escape(target)}: {entry['n_images']} images, {entry['n_references']} test references{grouped}</h3>"
+        )
         parts.append(
             "<table><tr><th>variant</th><th>rows</th><th>upsampled</th><th>SRCC mean</th><th>sd</th>"
             "<th>95% CI</th><th>PLCC mean</th><th>ΔSRCC vs original</th><th>95% CI</th><th>verdict</th></tr>"
@@ -401,7 +458,8 @@ def comparison_html(summary: Mapping[str, Any], prefix: str = "") -> str:
         f"<figure><img src='{escape(prefix + FIGURE_FILE)}' alt='comparison'><figcaption><b>Comparison.</b> Left: test SRCC "
         "of each variant at the validation-selected epoch (dots: seeds; bars: sd). Right: paired difference to "
         "original with a 95% bootstrap interval over test references; green/red only when the interval excludes "
-        "zero and every seed agrees in sign.</figcaption></figure>"
+        f"zero, every seed agrees in sign and at least {MIN_UNITS} independent test units were resampled."
+        "</figcaption></figure>"
     )
     parts.append(
         f"<figure><img src='{escape(prefix + CURVES_FILE)}' alt='training curves'><figcaption><b>Training curves.</b> "

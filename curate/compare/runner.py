@@ -76,7 +76,7 @@ def compare(
     quiet: bool = False,
 ) -> CompareResult:
     """Run the comparison into ``out_dir`` (resuming a killed one) and write its report."""
-    from curate.compare.report import write_report
+    from curate.compare.report import read_resample_groups, write_report
 
     if not eval_sets:
         raise CurateError("compare needs at least one target set: --eval NAME=CORPUS")
@@ -98,6 +98,7 @@ def compare(
                 f"{missing[0]}=DIR, same encoder as the corpus), or --skip-leak-check"
             )
     out = Path(out_dir)
+    groups = read_resample_groups(params.resample_groups) if params.resample_groups else None
     inputs = _fingerprints(corpus, embeddings, pool, pool_embeddings, eval_sets, eval_embeddings)
     with folder_lock(out, "compare"):
         data = _Inputs.read(corpus, pool, eval_sets, params.types)
@@ -122,7 +123,7 @@ def compare(
                 _train(run, split, embeddings, pool_embeddings, eval_sets, eval_embeddings, params, root, quiet)
                 runs.append(run)
         results = _results(runs, params)
-        summary = write_report(out, results, runs, params, inputs, matches, data.eval_frames)
+        summary = write_report(out, results, runs, params, inputs, matches, data.eval_frames, groups)
     return CompareResult(out, results, summary, matches)
 
 

@@ -4,8 +4,9 @@ Every interval resamples *test references* (all images of a reference content go
 together; in an authentic set each image is its own reference), so it states how much the figure
 would move on another draw of test content of the same kind. The seed-to-seed spread is reported
 beside it. A difference to the baseline is called distinguishable from noise only when both agree:
-its 95% interval excludes zero *and* it has the same sign for every seed. Anything else is
-reported, in words, as within noise.
+its 95% interval excludes zero *and* it has the same sign for every seed *and* the interval
+resamples at least :data:`MIN_UNITS` independent test units (a bootstrap over fewer has too few
+distinct resamples and comes out too narrow). Anything else is reported, in words, as within noise.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ import numpy as np
 from scipy import stats
 
 from curate.compare.params import BOOTSTRAP_RESAMPLES, CONFIDENCE
+
+# Fewer independent test units (references, or groups of them) than this: intervals are reported
+# but no difference is called better or worse.
+MIN_UNITS = 10
 
 
 def spearman_columns(predictions: np.ndarray, scores: np.ndarray) -> np.ndarray:
@@ -102,9 +107,11 @@ def srcc_interval(
     return Interval(estimate, float(ci.low), float(ci.high))
 
 
-def verdict(difference: Interval, per_seed: Sequence[float]) -> str:
-    """``better``, ``worse`` or ``within noise`` for a paired difference (see the module docstring)."""
+def verdict(difference: Interval, per_seed: Sequence[float], units: int | None = None) -> str:
+    """``better``, ``worse`` or ``within noise`` for a paired difference whose interval resampled
+    ``units`` independent test units (see the module docstring)."""
     signs = {int(np.sign(v)) for v in per_seed if np.isfinite(v)}
-    if difference.excludes_zero() and len(signs) == 1 and 0 not in signs:
+    enough = units is None or units >= MIN_UNITS
+    if enough and difference.excludes_zero() and len(signs) == 1 and 0 not in signs:
         return "better" if difference.estimate > 0 else "worse"
     return "within noise"

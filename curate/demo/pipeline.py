@@ -15,13 +15,16 @@ Steps (every one is the same library function its CLI verb calls; every output l
 6. ``compare/``: ``compare``, the method's ablation (original, DRCDown only, DDCUp only, the paper's
    rule, every candidate, the paper's rule at the original's size) with the head-only regressor over
    several seeds, each seed holding out its own validation references before reshaping, tested on
-   the held-out demo set; mean, spread, bootstrap interval and a verdict per variant.
+   the held-out demo set; mean, spread, bootstrap interval and a verdict per variant. The test
+   references are crops of a few photos, so the bootstrap resamples photos
+   (``test_photos.csv``, ``--resample-groups``).
 7. ``report/``: ``analyze`` of the corpus, pool and paper manifest, with the comparison.
 8. ``export/``: the paper manifest as a pyiqa meta-info CSV + options YAML.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +34,7 @@ import click
 
 from curate.embed.config import FALLBACK_NOTE
 from curate.errors import CurateError, WeightsUnavailable
+from curate.fsio import atomic_write_text
 
 if TYPE_CHECKING:
     from curate.compare.runner import CompareResult
@@ -180,10 +184,16 @@ def run_demo(
     )
 
     _say(f"[6/8] compare the ablation's variants ({seeds} seeds, head-only) -> {out / 'compare'}", quiet)
+    # The test references are crops of a few photos: the bootstrap resamples whole photos.
+    photos = out / "test_photos.csv"
+    references = json.loads(demo.info_path.read_text(encoding="utf-8"))["test"]["references"]
+    atomic_write_text(photos, "ref_id,group\n" + "".join(f"{r['name']},{r['photo']}\n" for r in references))
     comparison = compare(
         corpus, emb["train"], out / "compare", eval_sets={TEST_SET: test_corpus},
         eval_embeddings={TEST_SET: emb["test"]}, pool=pool_corpus, pool_embeddings=emb["pool"],
-        params=CompareParams(types=types, seeds=seeds, train={"weight_decay": HEAD_WEIGHT_DECAY}), quiet=quiet,
+        params=CompareParams(types=types, seeds=seeds, resample_groups=str(photos),
+                             train={"weight_decay": HEAD_WEIGHT_DECAY}),
+        quiet=quiet,
     )
 
     _say(f"[7/8] analyze -> {out / 'report'}", quiet)
