@@ -36,7 +36,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from bench_embed import bare_forward, make_png_corpus, pipeline, predecode, subset  # noqa: E402
+from bench_embed import bare_forward, decode_only, make_png_corpus, pipeline, predecode, subset  # noqa: E402
 
 FULL = {
     "device": "cuda",
@@ -98,19 +98,6 @@ def environment(workers: int, device: str) -> dict[str, Any]:
         info["cuda"] = torch.version.cuda
         info["bf16_supported"] = torch.cuda.is_bf16_supported()
     return info
-
-
-def decode_only(corpus: Path, preprocessing: Any, *, batch_size: int, workers: int) -> float:
-    """images/s of the DataLoader alone (decode + resize in workers, batches collated)."""
-    from curate.embed.reader import make_loader, shard_aligned_batches
-    from curate.embed.runner import corpus_samples
-
-    _, paths, _, _ = corpus_samples(corpus)
-    loader = make_loader(paths, preprocessing, shard_aligned_batches([len(paths)], batch_size),
-                         workers=workers, pin_memory=False)
-    started = time.perf_counter()
-    count = sum(len(batch) for batch in loader)
-    return count / (time.perf_counter() - started)
 
 
 def run(out_dir: Path, cfg: dict[str, Any]) -> Report:

@@ -33,7 +33,7 @@ from curate.errors import ImageError
 from curate.images import load_rgb
 from curate.reshape.downsample import keep_count
 from curate.reshape.neighbours import knn
-from curate.reshape.params import GROUP_CAP, KEEP_FRACTION
+from curate.reshape.params import DRCParams
 from curate.sampling import sample_keys, subsample
 
 CANDIDATES_PER_REASON = 3
@@ -265,9 +265,8 @@ def largest_group(data: AnalysisInputs, seed: int) -> GroupExample | None:
     decisions = data.decisions
     if decisions is None:
         return None
-    recorded = data.manifest_params or {}
-    group_cap = int(recorded.get("group_cap", GROUP_CAP))
-    keep_fraction = float(recorded.get("keep_fraction", KEEP_FRACTION))
+    rule = DRCParams.from_record(data.manifest_params or {})
+    group_cap, keep_fraction = rule.group_cap, rule.keep_fraction
     grouped = decisions[
         (decisions["origin"].to_numpy(dtype=object) == "original") & (decisions["group_id"].to_numpy(np.int64) >= 0)
     ]

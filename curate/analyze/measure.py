@@ -28,7 +28,7 @@ from curate.analyze.params import AnalyzeParams
 from curate.embed.config import FALLBACK_NOTE
 from curate.errors import CurateError
 from curate.reshape.downsample import keep_count, redundancy_groups
-from curate.reshape.params import GROUP_CAP, KEEP_FRACTION, DRCParams
+from curate.reshape.params import DRCParams
 from curate.reshape.targetsize import TARGET_ADDED
 from curate.sampling import subsample
 
@@ -259,8 +259,8 @@ def add_back_numbers(
     target = manifest_params.get("target_size")
     if target is None or manifest_params.get("drc") is False:
         return None
-    cap = int(manifest_params.get("group_cap", GROUP_CAP))
-    fraction = float(manifest_params.get("keep_fraction", KEEP_FRACTION))
+    rule = DRCParams.from_record(manifest_params)
+    cap, fraction = rule.group_cap, rule.keep_fraction
     rows = manifest[
         (manifest["origin"].to_numpy(dtype=object) == "original") & (manifest["group_id"].to_numpy(np.int64) >= 0)
     ]
@@ -293,7 +293,6 @@ def add_back_numbers(
             "upsampled": int((added & (origin == "upsampled")).sum()),
         }
     return out
-
 
 
 def encoder_warnings(encoder: dict[str, Any], notes: list[str]) -> list[dict[str, str]]:

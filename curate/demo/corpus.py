@@ -302,7 +302,7 @@ def plan_crops(seed: int) -> dict[str, list[Crop]]:
 _PREWITT = np.array([[1.0, 0.0, -1.0]] * 3) / 3.0
 
 
-def _gradient_magnitude(image: np.ndarray) -> np.ndarray:
+def gradient_magnitude(image: np.ndarray) -> np.ndarray:
     """Prewitt gradient magnitude of a 2-D array (edges replicated)."""
     gx = ndimage.correlate(image, _PREWITT, mode="nearest")
     gy = ndimage.correlate(image, _PREWITT.T, mode="nearest")
@@ -321,8 +321,8 @@ def gmsd(reference: np.ndarray, distorted: np.ndarray) -> float:
     """
     if reference.shape != distorted.shape:
         raise ValueError(f"gmsd: shapes differ ({reference.shape} vs {distorted.shape})")
-    m_ref = _gradient_magnitude(luma(reference.astype(np.float64)))
-    m_dist = _gradient_magnitude(luma(distorted.astype(np.float64)))
+    m_ref = gradient_magnitude(luma(reference.astype(np.float64)))
+    m_dist = gradient_magnitude(luma(distorted.astype(np.float64)))
     similarity = (2.0 * m_ref * m_dist + GMSD_CONSTANT) / (m_ref * m_ref + m_dist * m_dist + GMSD_CONSTANT)
     return float(similarity.std())
 

@@ -476,8 +476,8 @@ def _band_tiles(
     return tiles, products
 
 
-def _fit_centres(x: np.ndarray, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Spherical k-means on a sample: (unit centres float32 [k', dim], sample indices).
+def _fit_centres(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Spherical k-means on a sample: unit centres, float32 [k, dim].
 
     Only speed depends on how good the clusters are; the bounds are computed from them exactly.
     """
@@ -497,7 +497,7 @@ def _fit_centres(x: np.ndarray, k: int, rng: np.random.Generator) -> tuple[np.nd
         norms = np.linalg.norm(sums, axis=1)
         filled = norms > 0
         centres[filled] = sums[filled] / norms[filled, None]
-    return centres, sample
+    return centres
 
 
 def _recentre(
@@ -569,7 +569,7 @@ def _cluster_plan(
         return None  # no pair can pass at all; the band plan finds none quickly
     k = max(2, n // CLUSTER_SIZE)
     rng = np.random.default_rng(0)
-    centres, _ = _fit_centres(x, k, rng)
+    centres = _fit_centres(x, k, rng)
     step = max(256, min(4096, (1 << 23) // max(k, 1)))
 
     # Assignment: every vector to its nearest fitted centre, centres to their members' mean, the
