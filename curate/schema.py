@@ -703,12 +703,15 @@ class EmbeddingsFolder:
             self._ids = ids
         return self._ids
 
-    def _batches(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def _batches(self, with_ids: bool = True) -> Iterator[tuple[np.ndarray | None, np.ndarray]]:
+        """(ids or None, vectors) a batch at a time, in stored order. Pages are read as they are
+        decoded (no whole column chunk held), so memory holds about one batch beside the caller's."""
+        columns = ["sample_id", "embedding"] if with_ids else ["embedding"]
         for shard in self.shards:
-            parquet = pq.ParquetFile(shard)
-            for batch in parquet.iter_batches(batch_size=self.BATCH_ROWS, columns=["sample_id", "embedding"]):
-                ids = np.asarray(batch.column(0).to_numpy(zero_copy_only=False), dtype=object)
-                yield ids, batch.column(1).flatten().to_numpy(zero_copy_only=False).reshape(-1, self._dim)
+            parquet = pq.ParquetFile(shard, pre_buffer=False, buffer_size=1 << 22)
+            for batch in parquet.iter_batches(batch_size=self.BATCH_ROWS, columns=columns):
+                ids = np.asarray(batch.column(0).to_numpy(zero_copy_only=False), dtype=object) if with_ids else None
+                yield ids, batch.column(len(columns) - 1).flatten().to_numpy(zero_copy_only=False).reshape(-1, self._dim)
 
     def _stored_dtype(self) -> Any:
         typ = pq.ParquetFile(self.shards[0]).schema_arrow.field("embedding").type
@@ -726,33 +729,36 @@ class EmbeddingsFolder:
         An id the set does not hold is refused, naming who needs it: the first of ``needs``
         (``(ids, what)`` pairs, e.g. one per reshape stage) that holds it, else ``what``.
         """
-        wanted = self.ids() if sample_ids is None else np.asarray(sample_ids, dtype=object)
-        position = {sid: k for k, sid in enumerate(wanted.tolist())}
-        if len(position) != wanted.size:
-            raise TableError(f"{self.where}: the same sample_id was asked for twice")
+        stored = self.ids()  # read once, checked unique
+        wanted = stored if sample_ids is None else np.asarray(sample_ids, dtype=object)
+        if wanted is stored or np.array_equal(wanted, stored):
+            rows = np.arange(stored.size)
+        else:
+            asked = pd.Index(wanted)
+            if not asked.is_unique:
+                raise TableError(f"{self.where}: the same sample_id was asked for twice")
+            rows = pd.Index(stored).get_indexer(asked)
+            if (rows < 0).any():
+                missing = set(wanted[rows < 0].tolist())
+                for ids, need in [*needs, (wanted, what)]:
+                    lacking = [s for s in np.asarray(ids, dtype=object).tolist() if s in missing]
+                    if lacking:
+                        raise TableError(not_covered_message(self.where, self.folders, lacking, need))
+        # The vectors alone are read, in stored order; each batch fills the wanted rows it holds.
         vectors = np.empty((wanted.size, self._dim), dtype=self._stored_dtype())
-        found = np.zeros(wanted.size, dtype=np.int64)
-        cursor = 0  # while the stored rows are exactly the wanted ones in order, they are copied as they come
-        for ids, flat in self._batches():
-            stop = cursor + ids.size
-            if cursor >= 0 and stop <= wanted.size and np.array_equal(ids, wanted[cursor:stop]):
-                vectors[cursor:stop] = flat
-                found[cursor:stop] += 1
-                cursor = stop
-                continue
-            cursor = -1
-            rows = np.fromiter((position.get(s, -1) for s in ids.tolist()), dtype=np.int64, count=ids.size)
-            hit = np.flatnonzero(rows >= 0)
-            vectors[rows[hit]] = flat[hit]
-            np.add.at(found, rows[hit], 1)
-        if (found > 1).any():
-            _check_unique(np.repeat(wanted, found), self.where)
-        if (found == 0).any():
-            missing = set(wanted[found == 0].tolist())
-            for ids, need in [*needs, (wanted, what)]:
-                lacking = [s for s in np.asarray(ids, dtype=object).tolist() if s in missing]
-                if lacking:
-                    raise TableError(not_covered_message(self.where, self.folders, lacking, need))
+        by_row = np.argsort(rows, kind="stable")
+        sorted_rows = rows[by_row]
+        first = done = 0  # stored rows read so far; wanted rows filled so far (in stored order)
+        for _, flat in self._batches(with_ids=False):
+            last = first + flat.shape[0]
+            upto = int(np.searchsorted(sorted_rows, last, side="left"))
+            if upto > done:
+                dest, src = by_row[done:upto], sorted_rows[done:upto] - first
+                if src[-1] - src[0] == upto - done - 1 and (np.diff(dest) == 1).all():  # one run: a plain copy
+                    vectors[dest[0] : dest[-1] + 1] = flat[src[0] : src[-1] + 1]
+                else:
+                    vectors[dest] = flat[src]
+            first, done = last, upto
         self._check_vectors(vectors, wanted)
         return Embeddings(wanted, vectors, self.meta, self.where, self.folders)
 
@@ -761,6 +767,7 @@ class EmbeddingsFolder:
         the vectors; returns the row count."""
         rows = 0
         for ids, flat in self._batches():
+            assert ids is not None
             self._check_vectors(flat, ids)
             rows += ids.size
         self.ids()

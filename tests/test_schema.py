@@ -205,6 +205,8 @@ def test_embeddings_load_in_any_order_across_shards(tmp_path):
         assert list(got.ids) == list(wanted) and np.array_equal(got.vectors, expected)
     with pytest.raises(TableError, match="missing"):
         store.load([*ids, "s/999"])
+    with pytest.raises(TableError, match="asked for twice"):
+        store.load([ids[3], ids[7], ids[3]])
 
 
 def test_a_duplicate_id_is_found_in_unsorted_and_sorted_tables(tmp_path):

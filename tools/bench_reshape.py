@@ -14,9 +14,12 @@ figure is measured twice in the same run: on the float32 path (``CURATE_CPU_BF16
 pruning: numpy float32 products over the label band) and on the automatic path (cluster pruning
 and bfloat16 screens where they pay); the output prints both, their ratio, whether the results are
 identical (a digest of the pairs, or of the manifest and decisions tables without their metadata)
-and which path each neighbour search took.
+and which path each neighbour search took. ``--repeat N`` measures each figure N times (fresh
+processes, the paths alternating) and reports the median with the range: on a shared 2-core machine
+one run can be 30% off.
 
     python tools/bench_reshape.py                       # n = 10k, 100k; pools 1k, 100k; dense 5k, 10k
+    python tools/bench_reshape.py --repeat 5            # medians of 5
     python tools/bench_reshape.py --large               # adds n = 700k (slow on 2 cores)
     python tools/bench_reshape.py --smoke               # tiny sizes, a few seconds
     python tools/bench_reshape.py --json figures.json   # also write the figures as JSON
@@ -380,6 +383,10 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--paths", default="float32,auto", help="paths to measure, the baseline first")
+    parser.add_argument(
+        "--repeat", type=int, default=1,
+        help="fresh processes per figure, the paths alternating; the median is reported with the range",
+    )
     parser.add_argument("--workdir", default=None, help="where the synthetic data go (default: a temp dir)")
     parser.add_argument("--reuse", action="store_true", help="keep synthetic data already in --workdir")
     parser.add_argument("--json", default=None, help="also write the figures here")
@@ -416,17 +423,39 @@ def main() -> None:
     def line(path: str, result: dict) -> str:
         if "error" in result:
             return f"   {path:<8} FAILED: {result['error']}"
+        spread = ""
+        if len(result.get("walls_s", [])) > 1:
+            spread = f" (median of {len(result['walls_s'])}: {min(result['walls_s']):.2f}-{max(result['walls_s']):.2f})"
         return (
-            f"   {path:<8} {result['wall_s']:>9.2f} s  peak {result['peak_rss_mb']:>7.0f} MB"
+            f"   {path:<8} {result['wall_s']:>9.2f} s{spread}  peak {result['peak_rss_mb']:>7.0f} MB"
             f"  (after imports {result['import_rss_mb']:.0f} MB)"
         )
+
+    def repeated(runs: list[dict]) -> dict:
+        """The median run of several (by wall time), with every wall time and the largest peak."""
+        if any("error" in r for r in runs):
+            return next(r for r in runs if "error" in r)
+        walls = [r["wall_s"] for r in runs]
+        out = dict(sorted(runs, key=lambda r: r["wall_s"])[len(runs) // 2])
+        out["wall_s"] = round(float(np.median(walls)), 3)
+        out["walls_s"] = walls
+        out["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
+        if len({r.get("digest") for r in runs}) > 1:
+            out["digest"] = "differs between repeats"
+        return out
 
     def compare(label: str, kind: str, data: Path, **extra: object) -> None:
         """The same measurement on each path, side by side, with the ratio to the first."""
         print(label, flush=True)
+        runs: dict[str, list[dict]] = {path: [] for path in paths}
+        for _ in range(max(1, args.repeat)):  # paths alternate, so slow spells hit both
+            for path in paths:
+                runs[path].append(
+                    measure(kind, data, work, path=path, device=args.device, threads=args.threads, **extra)
+                )
         results = {}
         for path in paths:
-            results[path] = measure(kind, data, work, path=path, device=args.device, threads=args.threads, **extra)
+            results[path] = repeated(runs[path])
             print(line(path, results[path]), flush=True)
         run = {"label": label, "paths": results}
         base, *others = paths
@@ -473,7 +502,7 @@ def main() -> None:
             compare(f"sparse DRCDown core, n={info['n']}", "drc-core", data)
         if n in sizes:
             compare(f"reshape end to end, n={info['n']}, no pool", "reshape", data, types="all")
-            if n > LARGE_POOL_RUN_MAX:  # the pool adds little at this size and each run takes minutes
+            if n > LARGE_POOL_RUN_MAX or not pools:  # at 700k the pool adds little and each run takes minutes
                 continue
             small = min(pools)
             compare(

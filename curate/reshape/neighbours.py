@@ -68,7 +68,7 @@ CLUSTER_MIN_N = 20_000
 CLUSTER_CAP_QUANTILE = 0.97  # the cap: vectors farther from their centre than 97% are outliers
 CLUSTER_REASSIGN_QUANTILE = 0.75  # vectors beyond this quantile of angle get a second assignment
 CLUSTER_ESTIMATE_ROWS = 2048  # rows whose tiles estimate the plan's work
-CLUSTER_ROW_CHUNK = 16384  # rows whose tiles are made at a time
+CLUSTER_ROW_CHUNK = 1 << 18  # rows whose tiles are made at a time (their (row, cluster) pairs are held)
 CLUSTER_MAX_RADIUS = math.radians(60.0)
 CLUSTER_TILE_COST = 2.0
 TILE_BATCH_BYTES = 64 << 20  # memory of one batch of small tiles on torch
@@ -500,29 +500,43 @@ def _fit_centres(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     return centres
 
 
-def _recentre(
-    x: np.ndarray, cluster: np.ndarray, centres: np.ndarray, norms: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Centres moved to the mean direction of all their members (float32), and each vector's
-    angle to its own centre (float64, rounded up by 1e-7 rad for arccos near 0)."""
+def _move_centres(x: np.ndarray, cluster: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Centres moved to the mean direction of their members (float32; an empty one stays put).
+
+    Speed depends on the centres, never correctness: the bounds are measured from whatever they are.
+    """
     k, dim = centres.shape
     n = x.shape[0]
-    sums = np.zeros((k, dim), dtype=np.float64)
-    for s in range(0, n, 1 << 13):
-        stop = min(n, s + (1 << 13))
-        members = sp.csr_matrix((np.ones(stop - s), (cluster[s:stop], np.arange(stop - s))), shape=(k, stop - s))
-        sums += members @ x[s:stop].astype(np.float64)
+    sums = np.zeros((k, dim), dtype=np.float32)
+    step = 1 << 14
+    for s in range(0, n, step):
+        stop = min(n, s + step)
+        members = sp.csr_matrix(
+            (np.ones(stop - s, np.float32), (cluster[s:stop], np.arange(stop - s))), shape=(k, stop - s)
+        )
+        sums += members @ x[s:stop].astype(np.float32, copy=False)
     lengths = np.linalg.norm(sums, axis=1)
-    moved = np.where(lengths[:, None] > 0, sums / np.maximum(lengths, 1e-300)[:, None], centres).astype(np.float32)
-    centres64 = moved.astype(np.float64)
-    centre_norms = np.linalg.norm(centres64, axis=1)
+    return np.where(lengths[:, None] > 0, sums / np.maximum(lengths, 1e-30)[:, None], centres).astype(np.float32)
+
+
+def _angles_to_centres(
+    x: np.ndarray, cluster: np.ndarray, centres: np.ndarray, norms: np.ndarray, err: float
+) -> np.ndarray:
+    """An upper bound on each vector's angle to its centre (float64 radians).
+
+    The float32 product errs by at most ``err`` (the caller's proven margin for these norms), so
+    ``arccos((x.c - err) / (|x| |c|))`` is at least the exact angle; 1e-7 rad more covers arccos.
+    """
+    centre_norms = np.linalg.norm(centres.astype(np.float64), axis=1)
+    n = x.shape[0]
     psi = np.empty(n, dtype=np.float64)
-    for s in range(0, n, 1 << 13):
-        stop = min(n, s + (1 << 13))
-        own = np.einsum("ij,ij->i", x[s:stop].astype(np.float64), centres64[cluster[s:stop]])
-        cos = own / (np.maximum(norms[s:stop], 1e-300) * centre_norms[cluster[s:stop]])
+    step = 1 << 13
+    for s in range(0, n, step):
+        stop = min(n, s + step)
+        own = np.einsum("ij,ij->i", x[s:stop].astype(np.float32, copy=False), centres[cluster[s:stop]])
+        cos = (own.astype(np.float64) - err) / (np.maximum(norms[s:stop], 1e-300) * centre_norms[cluster[s:stop]])
         psi[s:stop] = np.arccos(np.clip(cos, -1.0, 1.0)) + 1e-7
-    return moved, psi
+    return psi
 
 
 def _cluster_plan(
@@ -536,6 +550,7 @@ def _cluster_plan(
     *,
     force: bool,
     engine: _Engine,
+    norms: np.ndarray | None = None,
 ) -> _Plan | None:
     """Tiles that skip every (row, cluster) that cannot hold a pair; None when that does not pay.
 
@@ -544,8 +559,9 @@ def _cluster_plan(
     phi = angle(a, c_B) and b in B, the triangle inequality on the sphere gives
     angle(a, b) >= phi - theta_B, so ``a.b <= |a| max|b| cos(max(0, phi - theta_B))``. When that is
     at most the threshold (or the labels of B all lie at least the gap from a's), no member of B
-    pairs with a. theta_B is measured in float64 (rounded up), phi comes from the screened product
-    widened by its proven error, so the bound holds on the exact values.
+    pairs with a. theta_B comes from float32 products made smaller by their proven error (an angle
+    rounded up), phi from the screened product made larger by its proven error, so the bound holds
+    on the exact values.
 
     The clusters (they decide speed only). Spherical k-means fitted on a sample; one pass assigns
     every vector to its nearest centre, centres move to the mean of all their members, the quarter
@@ -558,12 +574,13 @@ def _cluster_plan(
     order). A pair of positions p < q is computed with row p in the tile of q's cluster, and that
     tile holds p whenever the bound lets p meet that cluster; outliers meet each other in a band.
     So every pair that can pass is computed exactly once. The tiles are generated as they are
-    computed, a chunk of rows at a time: memory holds one chunk's (row, cluster) pairs.
+    computed, for a chunk of vectors at a time (in the caller's order, read without a gather):
+    memory holds one chunk's (row, cluster) pairs.
     """
     n, dim = x.shape
     if threshold <= 0 or n < max(4 * CLUSTER_SIZE, 8):
         return None
-    norms = _row_norms(x)
+    norms = _row_norms(x) if norms is None else norms
     max_norm = float(norms.max())
     if max_norm * max_norm <= threshold:
         return None  # no pair can pass at all; the band plan finds none quickly
@@ -580,14 +597,16 @@ def _cluster_plan(
         for s in range(0, n, step):
             stop = min(n, s + step)
             cluster[s:stop] = engine.best(engine.product(engine.take(slice(s, stop))[1], centres_screen))[0]
-    centres, psi = _recentre(x, cluster, centres, norms)
+    centres = _move_centres(x, cluster, centres)
+    psi = _angles_to_centres(x, cluster, centres, norms, 0.0)  # approximate: it only picks the tail
     tail = np.flatnonzero(psi > np.quantile(psi, CLUSTER_REASSIGN_QUANTILE))
     with engine.context():
         centres_screen = engine.load(centres)
         for s in range(0, tail.size, step):
             rows = tail[s : s + step]
             cluster[rows] = engine.best(engine.product(engine.take(rows)[1], centres_screen))[0]
-    centres, psi = _recentre(x, cluster, centres, norms)
+    centres = _move_centres(x, cluster, centres)
+    psi = _angles_to_centres(x, cluster, centres, norms, engine.margin32)
     centre_norms = np.linalg.norm(centres.astype(np.float64), axis=1)
     cap = float(min(CLUSTER_MAX_RADIUS, np.quantile(psi, CLUSTER_CAP_QUANTILE)))
     outlier = (psi > cap) | (norms == 0)  # no direction: an outlier (it passes no positive threshold)
@@ -629,25 +648,30 @@ def _cluster_plan(
     starts += n_out
     y_pos = label[order] if use_labels else None
 
-    def meets(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(position, cluster) pairs, for the rows at positions ``rows``, that the bound cannot rule
-        out and whose cluster ends after the row (the tile of that cluster computes the pair)."""
-        parts_p, parts_b = [], []
-        for s in range(0, rows.size, step):
-            pos = rows[s : s + step]
-            a = order[pos]
+    def meets(vectors: slice | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(position, cluster) pairs, for ``vectors`` (caller indices: a range, read without a
+        gather, or an array), that the bound cannot rule out and whose cluster ends after the
+        vector's position (the tile of that cluster computes the pair)."""
+        if isinstance(vectors, slice):
+            blocks: list[Any] = [slice(s, min(vectors.stop, s + step)) for s in range(vectors.start, vectors.stop, step)]
+        else:
+            blocks = [vectors[s : s + step] for s in range(0, vectors.size, step)]
+        parts_p, parts_b = [np.zeros(0, position_type)], [np.zeros(0, np.int64)]
+        for a in blocks:
+            index = np.arange(a.start, a.stop) if isinstance(a, slice) else a
             dots = engine.product(engine.take(a)[1], centres_screen)
-            row_norm = np.maximum(norms[a], 1e-30)
+            row_norm = np.maximum(norms[index], 1e-30)
             # dots + err > reach_cos |a| |c_B|, the row factor at its loosest in this block
             loose = np.where(reach_cos >= 0, row_norm.min(), row_norm.max()) * reach_cos * centre_norms - err
             ai, bi, dot = engine.above_columns(dots, loose)
             phi = np.arccos(np.clip((dot + err) / (row_norm[ai] * centre_norms[bi]), -1.0, 1.0)) - 1e-7
             lower = np.clip(phi - theta[bi], 0.0, math.pi)
-            keep = (norms[a[ai]] * nmax[bi] * np.cos(lower) > threshold - 1e-9) & (pos[ai] < starts[bi + 1])
+            pos = position[index[ai]]
+            keep = (norms[index[ai]] * nmax[bi] * np.cos(lower) > threshold - 1e-9) & (pos < starts[bi + 1])
             if use_labels:
-                ya = label[a[ai]]
+                ya = label[index[ai]]
                 keep &= (ya - yhi[bi] < gap) & (ylo[bi] - ya < gap)
-            parts_p.append(pos[ai[keep]])
+            parts_p.append(pos[keep])
             parts_b.append(bi[keep])
         return np.concatenate(parts_p), np.concatenate(parts_b)
 
@@ -673,7 +697,7 @@ def _cluster_plan(
 
     # The work, estimated on a sample of rows with the exact bound, against the band's.
     outlier_tiles, outlier_products = _band_tiles(y_pos, 0, n_out, gap, block_rows, block_cols)
-    sample = np.sort(rng.choice(n, size=min(n, CLUSTER_ESTIMATE_ROWS), replace=False)).astype(position_type)
+    sample = np.sort(rng.choice(n, size=min(n, CLUSTER_ESTIMATE_ROWS), replace=False))
     with engine.context():
         centres_screen = engine.load(centres)
         sample_p, sample_b = meets(sample)
@@ -693,9 +717,8 @@ def _cluster_plan(
         # an early stop, close after the caller's and restore the state the caller had set)
         yield from outlier_tiles
         chunk = max(step, CLUSTER_ROW_CHUNK)
-        for p0 in range(0, n, chunk):
-            rows = np.arange(p0, min(n, p0 + chunk), dtype=position_type)
-            yield from cluster_tiles(*meets(rows))
+        for r0 in range(0, n, chunk):
+            yield from cluster_tiles(*meets(slice(r0, min(n, r0 + chunk))))
 
     return _Plan(order, tiles(), int(tiles_est + outlier_products), "clusters", overhead=2 * n * k, note=note)
 
@@ -875,13 +898,15 @@ def threshold_pairs(
     gap = float(max_label_gap) if use_labels else None
     index_type = np.int32 if n < 2**31 else np.int64
     plan = _band_plan(n, y, gap, block_rows, block_cols)
-    max_norm = max(1.0, float(_row_norms(x).max())) if n else 1.0
+    norms = _row_norms(x)
+    max_norm = max(1.0, float(norms.max())) if n else 1.0
     # the band's work decides the engine: pruning, where it pays, only makes it smaller
     dev, bf16 = _choose_engine(device, screen, 2.0 * dim * plan.products)
     engine = _Engine(x, dev, bf16, max_norm * max_norm)
     if prune == "clusters" or (prune == "auto" and n >= CLUSTER_MIN_N):
         pruned = _cluster_plan(
-            x, y, gap, threshold, plan.products, block_rows, block_cols, force=prune == "clusters", engine=engine
+            x, y, gap, threshold, plan.products, block_rows, block_cols, force=prune == "clusters", engine=engine,
+            norms=norms,
         )
         plan = pruned if pruned is not None else plan
     log.info(
@@ -904,13 +929,14 @@ def threshold_pairs(
     gj = np.concatenate(found_j) if found_j else np.zeros(0, index_type)
     sim64 = np.concatenate(found_s).astype(np.float64) if found_s else np.zeros(0, np.float64)
     del found_i, found_j, found_s
+    if y is not None and gap is not None:  # tiles are cut at block edges: the gap, pair by pair
+        close = np.abs(y[gi] - y[gj]) < gap
+        gi, gj, sim64 = gi[close], gj[close], sim64[close]
     # exact values in float64: all of them, or those near the threshold where membership is at stake
     margin = engine.margin32
     near = slice(None) if exact_values else np.flatnonzero(np.abs(sim64 - threshold) <= margin)
     sim64[near] = _exact_similarity(x, x, gi[near], gj[near])
     keep = sim64 > threshold
-    if y is not None and gap is not None:
-        keep &= np.abs(y[gi] - y[gj]) < gap
     gi, gj, sim64 = gi[keep], gj[keep], sim64[keep]
     lo, hi_ = np.minimum(gi, gj), np.maximum(gi, gj)
     del gi, gj
