@@ -9,6 +9,9 @@ same images:
 * bare forward: the mapper (normalise + image tower) on pre-decoded uint8 tensors (no files);
 * pipeline: curate's reader -> mapper -> writer on the PNG files (model already loaded);
 * end to end: the whole library call behind `curate embed` (corpus read, model load, shards);
+* by operator: one batch under torch.profiler, its time in matrix products (what bfloat16 units
+  speed up) and in the other operators (normalisation, activations, softmax, copies), so the bf16 /
+  fp32 ratio of the matrix products shows how much casting can give on this CPU at most;
 
 and prints images/s, the pipeline's scaling with loader workers, the ratio pipeline / bare over
 alternating rounds, the bf16 / fp32 ratio of each figure, and the cosine between the bf16 and fp32
@@ -138,6 +141,32 @@ def bare_forward(mapper: Any, images: Any, batch_size: int, *, repeats: int = 1)
     return repeats * len(images) / (time.perf_counter() - started), np.concatenate(features)
 
 
+# Operators that multiply matrices (what bfloat16 units speed up); the rest is normalisation,
+# activations, softmax, copies and casts.
+MATRIX_OPS = ("mm", "addmm", "bmm", "baddbmm", "matmul", "convolution", "_convolution", "mkldnn_convolution",
+              "conv2d", "linear", "_scaled_dot_product_flash_attention_for_cpu", "mkldnn_rnn_layer")
+
+
+def op_split(mapper: Any, images: Any) -> dict[str, float]:
+    """Milliseconds of one batch (``images``) in matrix products and in everything else, from
+    torch.profiler's self times (one warm-up call first)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    mapper.to_numpy(mapper(images))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            mapper.to_numpy(mapper(images))
+    matrix = other = 0.0
+    for event in prof.key_averages():
+        name = event.key.split("::")[-1]
+        if name in MATRIX_OPS:
+            matrix += event.self_cpu_time_total
+        else:
+            other += event.self_cpu_time_total
+    return {"matrix_ms": matrix / 1000.0, "other_ms": other / 1000.0}
+
+
 def decode_only(corpus: Path, preprocessing: Any, *, batch_size: int, workers: int) -> float:
     """images/s of the reader alone: files -> uint8 batches, with ``workers`` decoding processes."""
     from curate.embed.reader import make_loader, shard_aligned_batches
@@ -231,6 +260,7 @@ def bench_model(label: str, spec: Any, corpus: Path, work: Path, *, batch_size: 
         fig["pipeline"] = piped
         fig["ratios"] = ratios
         fig["ratio_median"] = statistics.median(ratios)
+        fig["op_split"] = op_split(mapper, images[:batch_size])
         del mapper, encoder
         fig["end_to_end"] = end_to_end(corpus, work / "e2e", encoder=spec.name, model=spec.model,
                                        pretrained=spec.pretrained, device="cpu",
@@ -246,6 +276,9 @@ def bench_model(label: str, spec: Any, corpus: Path, work: Path, *, batch_size: 
                   else b[key] / a[key])
             for key in ("bare_forward", "pipeline", "end_to_end")
         }
+        row["bf16_over_fp32"].update(
+            {f"{part}_ops": a["op_split"][f"{part}_ms"] / max(b["op_split"][f"{part}_ms"], 1e-9) for part in ("matrix", "other")}
+        )
     return row
 
 
@@ -262,13 +295,16 @@ def print_row(row: dict[str, Any]) -> None:
               f"    bare forward / pipeline ({fig['workers']} workers), alternating: {pairs}\n"
               f"    ratio pipeline / bare: median {fig['ratio_median']:.2f} "
               f"(rounds {', '.join(f'{r:.2f}' for r in fig['ratios'])})\n"
+              f"    one batch by operator (torch.profiler): matrix products {fig['op_split']['matrix_ms']:.0f} ms, "
+              f"other operators {fig['op_split']['other_ms']:.0f} ms\n"
               f"    whole embed_corpus call (incl. model load): {fig['end_to_end']:.1f} images/s, "
               f"{fig['ratio_end_to_end_over_median_bare']:.2f} of the median bare forward", flush=True)
     if "bf16_over_fp32" in row:
         ratio = row["bf16_over_fp32"]
         cos = row["cosine_bf16_fp32"]
         print(f"  bf16 / fp32: bare forward {ratio['bare_forward']:.2f}x, pipeline {ratio['pipeline']:.2f}x, "
-              f"end to end {ratio['end_to_end']:.2f}x; feature cosine bf16 vs fp32: min {cos['min']:.6f}, "
+              f"end to end {ratio['end_to_end']:.2f}x; matrix products alone {ratio['matrix_ops']:.2f}x, "
+              f"other operators {ratio['other_ops']:.2f}x; feature cosine bf16 vs fp32: min {cos['min']:.6f}, "
               f"mean {cos['mean']:.6f}", flush=True)
 
 
