@@ -640,7 +640,7 @@ class EmbeddingsFolder:
     ``sample_id`` is unique across the set.
     """
 
-    BATCH_ROWS = 8192
+    BATCH_ROWS = 2048  # 4 MB of 512-d float32 a batch: decoding holds little beside the caller's array
 
     def __init__(self, directory: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> None:
         folders = list(directory) if isinstance(directory, (list, tuple)) else [directory]

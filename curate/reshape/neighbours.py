@@ -335,8 +335,9 @@ class _Engine:
         """(i, j, value as float64) of the entries above their column's ``limit`` (or a hair less)."""
         bound = _round_down_float32_array(np.minimum(np.asarray(limit, dtype=np.float64), 3e38))
         if self.dev is None:
-            i, j = np.nonzero(dots > bound[None, :])
-            return i, j, dots[i, j].astype(np.float64)
+            flat = np.flatnonzero(dots > bound[None, :])  # 1-D: several times faster than 2-D nonzero
+            i, j = np.divmod(flat, dots.shape[1])
+            return i, j, dots.ravel()[flat].astype(np.float64)
         bound_t = self.torch.from_numpy(bound).to(self.dev)
         hit = (dots > bound_t[None, :]).nonzero()  # a bfloat16 entry compares exactly in float32
         value = dots[hit[:, 0], hit[:, 1]].float().cpu().numpy().astype(np.float64)
