@@ -173,9 +173,14 @@ DATASETS = {
 
 
 @pytest.mark.parametrize("data", sorted(DATASETS))
-@pytest.mark.parametrize("prune", ["none", "clusters"])
+@pytest.mark.parametrize("prune", ["none", "clusters", "clusters, second pass"])
 @pytest.mark.parametrize("screen", ["float32", "bfloat16"])
-def test_every_screen_and_plan_finds_exactly_the_brute_force_pairs(data, prune, screen):
+def test_every_screen_and_plan_finds_exactly_the_brute_force_pairs(data, prune, screen, monkeypatch):
+    """Cluster plans hold the (vector, centre) entries of their one pass, or (memory too small)
+    recompute them in a second pass: both exact."""
+    if prune == "clusters, second pass":
+        monkeypatch.setattr(neighbours, "CLUSTER_HELD_BYTES", 0)
+        prune = "clusters"
     x, scores = DATASETS[data]()
     kw = dict(prune=prune, screen=screen, device="cpu", block_rows=64, block_cols=96)
     with_labels = threshold_pairs(x, 0.9, labels=scores, max_label_gap=1.0, exact_values=False, **kw)
@@ -334,9 +339,12 @@ def test_knn_ties_beyond_the_short_list_go_to_the_lowest_indices(screen):
     np.testing.assert_array_equal(idx, brute_knn(x, x, 4, exclude_self=True)[0])
 
 
+@pytest.mark.parametrize("held_bytes", [None, 0])
 @pytest.mark.parametrize("screen", ["float32", "bfloat16"])
-def test_a_chunk_that_meets_no_cluster_finds_no_pairs(screen):
+def test_a_chunk_that_meets_no_cluster_finds_no_pairs(screen, held_bytes, monkeypatch):
     """Labels that all differ by at least the gap (here a gap of 0) leave every cluster out of reach."""
+    if held_bytes is not None:  # the entries recomputed in a second pass
+        monkeypatch.setattr(neighbours, "CLUSTER_HELD_BYTES", held_bytes)
     x = clustered(500, 16, 3)
     got = threshold_pairs(x, 0.5, labels=np.zeros(500), max_label_gap=0.0, prune="clusters", screen=screen,
                           device="cpu")

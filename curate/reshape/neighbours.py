@@ -66,9 +66,11 @@ CLUSTER_FIT_SAMPLE = 3
 CLUSTER_FIT_ROUNDS = 3
 CLUSTER_MIN_N = 20_000
 CLUSTER_CAP_QUANTILE = 0.97  # the cap: vectors farther from their centre than 97% are outliers
-CLUSTER_REASSIGN_QUANTILE = 0.75  # vectors beyond this quantile of angle get a second assignment
-CLUSTER_ESTIMATE_ROWS = 2048  # rows whose tiles estimate the plan's work
-CLUSTER_ROW_CHUNK = 1 << 18  # rows whose tiles are made at a time (their (row, cluster) pairs are held)
+CLUSTER_SEED_FRACTION = 0.25  # vectors assigned to the fitted centres before the centres move
+CLUSTER_SEED_ROUNDS = 2  # k-means rounds on those seeds
+CLUSTER_ESTIMATE_ROWS = 2048  # vectors that set the cap and estimate the held entries
+CLUSTER_HELD_BYTES = 160 << 20  # memory the pass may hold (vector, centre) entries in; else a second pass
+CLUSTER_ENTRY_BYTES = 10  # a held entry: offset int16, centre int16/int32, value float32
 CLUSTER_MAX_RADIUS = math.radians(60.0)
 CLUSTER_TILE_COST = 2.0
 TILE_BATCH_BYTES = 64 << 20  # memory of one batch of small tiles on torch
@@ -501,43 +503,27 @@ def _fit_centres(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     return centres
 
 
-def _move_centres(x: np.ndarray, cluster: np.ndarray, centres: np.ndarray) -> np.ndarray:
+def _move_centres(
+    x: np.ndarray, cluster: np.ndarray, centres: np.ndarray, rows: np.ndarray | None = None
+) -> np.ndarray:
     """Centres moved to the mean direction of their members (float32; an empty one stays put).
 
-    Speed depends on the centres, never correctness: the bounds are measured from whatever they are.
+    ``cluster[i]`` is the centre of vector ``rows[i]`` (of ``x[i]`` when ``rows`` is None). Speed
+    depends on the centres, never correctness: the bounds are measured from whatever they are.
     """
     k, dim = centres.shape
-    n = x.shape[0]
+    count = cluster.size
     sums = np.zeros((k, dim), dtype=np.float32)
     step = 1 << 14
-    for s in range(0, n, step):
-        stop = min(n, s + step)
+    for s in range(0, count, step):
+        stop = min(count, s + step)
+        block = x[s:stop] if rows is None else x[rows[s:stop]]
         members = sp.csr_matrix(
             (np.ones(stop - s, np.float32), (cluster[s:stop], np.arange(stop - s))), shape=(k, stop - s)
         )
-        sums += members @ x[s:stop].astype(np.float32, copy=False)
+        sums += members @ block.astype(np.float32, copy=False)
     lengths = np.linalg.norm(sums, axis=1)
     return np.where(lengths[:, None] > 0, sums / np.maximum(lengths, 1e-30)[:, None], centres).astype(np.float32)
-
-
-def _angles_to_centres(
-    x: np.ndarray, cluster: np.ndarray, centres: np.ndarray, norms: np.ndarray, err: float
-) -> np.ndarray:
-    """An upper bound on each vector's angle to its centre (float64 radians).
-
-    The float32 product errs by at most ``err`` (the caller's proven margin for these norms), so
-    ``arccos((x.c - err) / (|x| |c|))`` is at least the exact angle; 1e-7 rad more covers arccos.
-    """
-    centre_norms = np.linalg.norm(centres.astype(np.float64), axis=1)
-    n = x.shape[0]
-    psi = np.empty(n, dtype=np.float64)
-    step = 1 << 13
-    for s in range(0, n, step):
-        stop = min(n, s + step)
-        own = np.einsum("ij,ij->i", x[s:stop].astype(np.float32, copy=False), centres[cluster[s:stop]])
-        cos = (own.astype(np.float64) - err) / (np.maximum(norms[s:stop], 1e-300) * centre_norms[cluster[s:stop]])
-        psi[s:stop] = np.arccos(np.clip(cos, -1.0, 1.0)) + 1e-7
-    return psi
 
 
 def _cluster_plan(
@@ -560,23 +546,25 @@ def _cluster_plan(
     phi = angle(a, c_B) and b in B, the triangle inequality on the sphere gives
     angle(a, b) >= phi - theta_B, so ``a.b <= |a| max|b| cos(max(0, phi - theta_B))``. When that is
     at most the threshold (or the labels of B all lie at least the gap from a's), no member of B
-    pairs with a. theta_B comes from float32 products made smaller by their proven error (an angle
-    rounded up), phi from the screened product made larger by its proven error, so the bound holds
-    on the exact values.
+    pairs with a. theta_B and phi both come from screened products widened by their proven error
+    (theta_B rounded up, phi down), so the bound holds on the exact values.
 
-    The clusters (they decide speed only). Spherical k-means fitted on a sample; one pass assigns
-    every vector to its nearest centre, centres move to the mean of all their members, the quarter
-    of vectors farthest from theirs are reassigned and the centres move again; the cap is the 97th
-    percentile of the angles. A second pass over all (vector, centre) products, made as the tiles
-    are needed, keeps the pairs the bound cannot rule out. The same bound on a sample of rows
-    estimates the work; unless ``force``, the plan is dropped when that is not well below the band's.
+    The clusters (they decide speed only). Spherical k-means fitted on a sample; two rounds on a
+    quarter of the vectors (the seeds) move the centres to their seeds' mean. The cap (the 97th
+    percentile of a probe's angles to their nearest centre) bounds every radius, so before any
+    radius is known the loosest reach of any cluster is known too. One pass over all (vector,
+    centre) products assigns every vector to its nearest centre and measures its angle; when the
+    entries within that loosest reach fit in ``CLUSTER_HELD_BYTES`` (estimated on the probe: a few
+    dozen per vector on clustered data at 100k vectors, more as the clusters multiply), the pass
+    holds them, else a second pass recomputes the products once the radii are known. The bound is
+    then applied entry by entry: every entry it could keep was held or recomputed. Unless
+    ``force``, the plan is dropped when its work is not well below the band's.
 
     The tiles. Positions: outliers first (in label order), then each cluster (members in label
     order). A pair of positions p < q is computed with row p in the tile of q's cluster, and that
     tile holds p whenever the bound lets p meet that cluster; outliers meet each other in a band.
-    So every pair that can pass is computed exactly once. The tiles are generated as they are
-    computed, for a chunk of vectors at a time (in the caller's order, read without a gather):
-    memory holds one chunk's (row, cluster) pairs.
+    So every pair that can pass is computed exactly once. Memory: the held entries (8-10 bytes
+    each, at most ``CLUSTER_HELD_BYTES``), then the (row, cluster) pairs the bound keeps.
     """
     n, dim = x.shape
     if threshold <= 0 or n < max(4 * CLUSTER_SIZE, 8):
@@ -589,27 +577,70 @@ def _cluster_plan(
     rng = np.random.default_rng(0)
     centres = _fit_centres(x, k, rng)
     step = max(256, min(4096, (1 << 23) // max(k, 1)))
+    err = engine.margin  # >= the proven error of each screened product x . c
 
-    # Assignment: every vector to its nearest fitted centre, centres to their members' mean, the
-    # farthest vectors reassigned, centres moved again; then the radii, exactly.
+    # Seed: a quarter of the vectors to their nearest fitted centre; centres to their seeds' mean.
+    seeds = np.sort(rng.choice(n, size=min(n, max(k, int(CLUSTER_SEED_FRACTION * n))), replace=False))
+    seed_cluster = np.empty(seeds.size, dtype=np.int64)
+    for _ in range(CLUSTER_SEED_ROUNDS):
+        with engine.context():
+            centres_screen = engine.load(centres)
+            for s in range(0, seeds.size, step):
+                rows = seeds[s : s + step]
+                seed_cluster[s : s + step] = engine.best(engine.product(engine.take(rows)[1], centres_screen))[0]
+        centres = _move_centres(x, seed_cluster, centres, seeds)
+    centre_norms = np.linalg.norm(centres.astype(np.float64), axis=1)
+    del seeds, seed_cluster
+
+    def angles(value: np.ndarray, rows: Any, best: np.ndarray) -> np.ndarray:
+        """Upper bounds on the angles of vectors ``rows`` to their centres, from screened products."""
+        cos = (value - err) / (np.maximum(norms[rows], 1e-300) * centre_norms[best])
+        return np.arccos(np.clip(cos, -1.0, 1.0)) + 1e-7
+
+    # The cap (97th percentile of a probe's angles to their nearest centre), and with it the loosest
+    # reach any cluster can have: a cluster's radius is at most the cap (farther vectors are
+    # outliers) and its members' norms at most max|x|.
+    probe = np.sort(rng.choice(n, size=min(n, CLUSTER_ESTIMATE_ROWS), replace=False))
+    beta_any = math.acos(min(1.0, (threshold - 1e-9) / (max_norm * max_norm)))
+
+    def loose(rows: Any, reach_cos: Any) -> np.ndarray:
+        """Per centre, a value every screened product of ``rows`` that the bound may keep exceeds
+        (``reach_cos``: per centre or one for all; the row factor at its loosest among them)."""
+        row_norm = np.maximum(norms[rows], 1e-30)
+        return np.where(np.asarray(reach_cos) >= 0, row_norm.min(), row_norm.max()) * reach_cos * centre_norms - err
+
+    with engine.context():
+        centres_screen = engine.load(centres)
+        probe_dots = engine.product(engine.take(probe)[1], centres_screen)
+        best, value = engine.best(probe_dots)
+        cap = float(min(CLUSTER_MAX_RADIUS, np.quantile(angles(value, probe, best), CLUSTER_CAP_QUANTILE)))
+        reach_any_cos = math.cos(min(cap + beta_any, math.pi))
+        entries = engine.above_columns(probe_dots, loose(probe, reach_any_cos))[0].size / probe.size
+    del probe_dots
+    # Hold the entries within that reach during the pass if they fit (estimated on the probe); else
+    # a second pass recomputes the products once the radii are known.
+    hold = entries * n * CLUSTER_ENTRY_BYTES <= CLUSTER_HELD_BYTES
+
+    # The pass over all (vector, centre) products: each vector's nearest centre and its angle to it,
+    # and the held entries (vector offset in its block, centre, screened value; 8-10 bytes each).
     cluster = np.empty(n, dtype=np.int64)
+    psi = np.empty(n, dtype=np.float64)
+    centre_type = np.int16 if k < 2**15 else np.int32
+    held: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
     with engine.context():
         centres_screen = engine.load(centres)
         for s in range(0, n, step):
             stop = min(n, s + step)
-            cluster[s:stop] = engine.best(engine.product(engine.take(slice(s, stop))[1], centres_screen))[0]
-    centres = _move_centres(x, cluster, centres)
-    psi = _angles_to_centres(x, cluster, centres, norms, 0.0)  # approximate: it only picks the tail
-    tail = np.flatnonzero(psi > np.quantile(psi, CLUSTER_REASSIGN_QUANTILE))
-    with engine.context():
-        centres_screen = engine.load(centres)
-        for s in range(0, tail.size, step):
-            rows = tail[s : s + step]
-            cluster[rows] = engine.best(engine.product(engine.take(rows)[1], centres_screen))[0]
-    centres = _move_centres(x, cluster, centres)
-    psi = _angles_to_centres(x, cluster, centres, norms, engine.margin32)
-    centre_norms = np.linalg.norm(centres.astype(np.float64), axis=1)
-    cap = float(min(CLUSTER_MAX_RADIUS, np.quantile(psi, CLUSTER_CAP_QUANTILE)))
+            dots = engine.product(engine.take(slice(s, stop))[1], centres_screen)
+            best, value = engine.best(dots)
+            cluster[s:stop] = best
+            psi[s:stop] = angles(value, slice(s, stop), best)
+            if hold:
+                ai, bi, dot = engine.above_columns(dots, loose(slice(s, stop), reach_any_cos))
+                held.append((s, ai.astype(np.int16), bi.astype(centre_type), dot.astype(np.float32)))
+            del dots
+
+    # The clusters: radii measured exactly (upper bounds), the cap's outliers in none.
     outlier = (psi > cap) | (norms == 0)  # no direction: an outlier (it passes no positive threshold)
     member = ~outlier
     theta = np.zeros(k)
@@ -624,13 +655,7 @@ def _cluster_plan(
         assert y is not None
         np.minimum.at(ylo, cluster[member], y[member])
         np.maximum.at(yhi, cluster[member], y[member])
-    del psi, tail
-    # a.b can exceed the threshold only if angle(a, c_B) < theta_B + beta_B, where
-    # cos(beta_B) = threshold / (max|a| max|b|): a column test before the exact one per entry
-    ratio = np.where(nmax > 0, (threshold - 1e-9) / np.maximum(max_norm * nmax, 1e-300), np.inf)
-    reach_angle = theta + np.arccos(np.clip(ratio, -1.0, 1.0))
-    reach_cos = np.where((counts > 0) & (ratio <= 1.0), np.cos(np.minimum(reach_angle, math.pi)), np.inf)
-    err = engine.margin  # >= the proven error of each screened product x . c
+    del psi
 
     # Positions: outliers (in label order), then each cluster, members in label order.
     label = y if y is not None else np.zeros(n)
@@ -639,7 +664,7 @@ def _cluster_plan(
     mem_idx = np.flatnonzero(member)
     mem_idx = mem_idx[np.lexsort((mem_idx, label[mem_idx], cluster[mem_idx]))]
     order = np.concatenate([out_idx, mem_idx])
-    del out_idx, mem_idx, outlier, member
+    del out_idx, mem_idx, outlier, member, cluster
     position_type = np.int32 if n < 2**31 else np.int64
     position = np.empty(n, dtype=position_type)
     position[order] = np.arange(n, dtype=position_type)
@@ -649,44 +674,55 @@ def _cluster_plan(
     starts += n_out
     y_pos = label[order] if use_labels else None
 
-    def meets(vectors: slice | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(position, cluster) pairs, for ``vectors`` (caller indices: a range, read without a
-        gather, or an array), that the bound cannot rule out and whose cluster ends after the
-        vector's position (the tile of that cluster computes the pair)."""
-        if isinstance(vectors, slice):
-            blocks: list[Any] = [slice(s, min(vectors.stop, s + step)) for s in range(vectors.start, vectors.stop, step)]
-        else:
-            blocks = [vectors[s : s + step] for s in range(0, vectors.size, step)]
-        parts_p, parts_b = [np.zeros(0, position_type)], [np.zeros(0, np.int64)]
-        for a in blocks:
-            index = np.arange(a.start, a.stop) if isinstance(a, slice) else a
-            dots = engine.product(engine.take(a)[1], centres_screen)
-            row_norm = np.maximum(norms[index], 1e-30)
-            # dots + err > reach_cos |a| |c_B|, the row factor at its loosest in this block
-            loose = np.where(reach_cos >= 0, row_norm.min(), row_norm.max()) * reach_cos * centre_norms - err
-            ai, bi, dot = engine.above_columns(dots, loose)
-            phi = np.arccos(np.clip((dot + err) / (row_norm[ai] * centre_norms[bi]), -1.0, 1.0)) - 1e-7
-            lower = np.clip(phi - theta[bi], 0.0, math.pi)
-            pos = position[index[ai]]
-            keep = (norms[index[ai]] * nmax[bi] * np.cos(lower) > threshold - 1e-9) & (pos < starts[bi + 1])
-            if use_labels:
-                ya = label[index[ai]]
-                keep &= (ya - yhi[bi] < gap) & (ylo[bi] - ya < gap)
-            parts_p.append(pos[keep])
-            parts_b.append(bi[keep])
-        return np.concatenate(parts_p), np.concatenate(parts_b)
+    # a.b can exceed the threshold only if angle(a, c_B) < theta_B + beta_B, where
+    # cos(beta_B) = threshold / (max|a| max|b|)
+    ratio = np.where(nmax > 0, (threshold - 1e-9) / np.maximum(max_norm * nmax, 1e-300), np.inf)
+    reach_angle = theta + np.arccos(np.clip(ratio, -1.0, 1.0))
+    reach_cos = np.where((counts > 0) & (ratio <= 1.0), np.cos(np.minimum(reach_angle, math.pi)), np.inf)
 
-    def cluster_tiles(p: np.ndarray, b: np.ndarray) -> Iterator[tuple[np.ndarray, int, int]]:
-        """Each cluster against its rows (in label order, each chunk of them against the members
-        its labels can reach)."""
-        if b.size == 0:  # no row of the chunk can meet any cluster
-            return
-        by_cluster = np.lexsort((y_pos[p], b)) if y_pos is not None else np.argsort(b, kind="stable")
-        p, b = p[by_cluster], b[by_cluster]
-        edges = np.flatnonzero(np.r_[True, b[1:] != b[:-1], True])
+    def recomputed() -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+        """The entries within each cluster's own reach, from a second pass over the products."""
+        with engine.context():
+            screen = engine.load(centres)
+            for s in range(0, n, step):
+                stop = min(n, s + step)
+                dots = engine.product(engine.take(slice(s, stop))[1], screen)
+                yield (s, *engine.above_columns(dots, loose(slice(s, stop), reach_cos)))
+
+    # The bound on each entry: (position, cluster) pairs that cannot be ruled out and whose
+    # cluster ends after the vector's position (the tile of that cluster computes the pair).
+    def entries_in_order() -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+        while held:
+            yield held.pop(0)
+
+    parts_p, parts_b = [np.zeros(0, position_type)], [np.zeros(0, np.int64)]
+    for s, ai, bi16, dot in entries_in_order() if hold else recomputed():
+        index = s + ai.astype(np.int64)
+        bi = bi16.astype(np.int64)
+        row_norm = np.maximum(norms[index], 1e-30)
+        phi = np.arccos(np.clip((dot + err) / (row_norm * centre_norms[bi]), -1.0, 1.0)) - 1e-7
+        lower = np.clip(phi - theta[bi], 0.0, math.pi)
+        pos = position[index]
+        keep = (norms[index] * nmax[bi] * np.cos(lower) > threshold - 1e-9) & (pos < starts[bi + 1])
+        if use_labels:
+            ya = label[index]
+            keep &= (ya - yhi[bi] < gap) & (ylo[bi] - ya < gap)
+        parts_p.append(pos[keep])
+        parts_b.append(bi[keep])
+    p_all, b_all = np.concatenate(parts_p), np.concatenate(parts_b)
+    del parts_p, parts_b
+
+    # The tiles: each cluster against its rows (in label order, each block of them against the
+    # members its labels can reach); outliers against each other in a band.
+    cluster_tiles: list[tuple[Any, int, int]] = []
+    tile_products = 0
+    if b_all.size:
+        by_cluster = np.lexsort((y_pos[p_all], b_all)) if y_pos is not None else np.argsort(b_all, kind="stable")
+        p_all, b_all = p_all[by_cluster], b_all[by_cluster]
+        edges = np.flatnonzero(np.r_[True, b_all[1:] != b_all[:-1], True])
         for lo_edge, hi_edge in zip(edges[:-1], edges[1:], strict=True):
-            rows = p[lo_edge:hi_edge].astype(np.int64)
-            c0, c1 = int(starts[b[lo_edge]]), int(starts[b[lo_edge] + 1])
+            rows = p_all[lo_edge:hi_edge].astype(np.int64)
+            c0, c1 = int(starts[b_all[lo_edge]]), int(starts[b_all[lo_edge] + 1])
             for r0 in range(0, rows.size, block_rows):
                 chunk = rows[r0 : r0 + block_rows]
                 lo, hi = c0, c1
@@ -694,34 +730,22 @@ def _cluster_plan(
                     lo = c0 + _conservative_band_start(y_pos[c0:c1], float(y_pos[chunk[0]]), gap)
                     hi = c0 + _conservative_band_end(y_pos[c0:c1], float(y_pos[chunk[-1]]), gap)
                 for cc in range(lo, hi, block_cols):
-                    yield chunk, cc, min(hi, cc + block_cols)
-
-    # The work, estimated on a sample of rows with the exact bound, against the band's.
+                    cluster_tiles.append((chunk, cc, min(hi, cc + block_cols)))
+                    tile_products += chunk.size * (min(hi, cc + block_cols) - cc)
+    del p_all, b_all
     outlier_tiles, outlier_products = _band_tiles(y_pos, 0, n_out, gap, block_rows, block_cols)
-    sample = np.sort(rng.choice(n, size=min(n, CLUSTER_ESTIMATE_ROWS), replace=False))
-    with engine.context():
-        centres_screen = engine.load(centres)
-        sample_p, sample_b = meets(sample)
-    tiles_est = float(sum(chunk.size * (c1 - c0) for chunk, c0, c1 in cluster_tiles(sample_p, sample_b)))
-    tiles_est *= n / sample.size
-    estimate = n * k + CLUSTER_TILE_COST * tiles_est + outlier_products
+    estimate = (1 if hold else 2) * n * k + CLUSTER_TILE_COST * tile_products + outlier_products
     note = (
         f"{int(counts.astype(bool).sum())} clusters (cap {math.degrees(cap):.1f} deg), {n_out} outliers, "
-        f"~{(tiles_est + outlier_products) / max(band_products, 1):.4f} of the band's products"
+        f"{(tile_products + outlier_products) / max(band_products, 1):.4f} of the band's products"
     )
     if not force and estimate > PRUNE_PAYS * band_products:
         log.info("cluster pruning not used: %s, ~%.3g products against the band's %.3g", note, estimate, band_products)
         return None
-
-    def tiles() -> Iterator[tuple[Any, int, int]]:
-        # consumed by _run_tiles, inside its engine context (a context of its own here would, on
-        # an early stop, close after the caller's and restore the state the caller had set)
-        yield from outlier_tiles
-        chunk = max(step, CLUSTER_ROW_CHUNK)
-        for r0 in range(0, n, chunk):
-            yield from cluster_tiles(*meets(slice(r0, min(n, r0 + chunk))))
-
-    return _Plan(order, tiles(), int(tiles_est + outlier_products), "clusters", overhead=2 * n * k, note=note)
+    return _Plan(
+        order, [*outlier_tiles, *cluster_tiles], int(tile_products + outlier_products), "clusters",
+        overhead=((1 if hold else 2) * n + CLUSTER_SEED_ROUNDS * int(CLUSTER_SEED_FRACTION * n)) * k, note=note,
+    )
 
 
 def _band_plan(
@@ -866,8 +890,9 @@ def threshold_pairs(
     With labels, rows are visited in label order and each block is compared only with the band of
     columns whose labels can be within the gap: the same result with a fraction of the products.
     Memory: the input, one ``block_rows x block_cols`` block and the pairs found (int32 indices +
-    float64 similarity, 16 bytes a pair); cluster pruning adds ~40 bytes per vector and 8-24 per
-    (vector, cluster it may meet), a few per vector on clustered data.
+    float64 similarity, 16 bytes a pair); cluster pruning adds ~40 bytes per vector, at most
+    ``CLUSTER_HELD_BYTES`` (160 MB) of entries during its pass, and 8-24 bytes per (vector, cluster
+    it may meet), a few per vector on clustered data.
 
     Membership is always exact: every screen keeps all pairs within its proven error of the
     threshold, and those within ``EXACT_MARGIN`` are rechecked in float64. ``exact_values=False``
