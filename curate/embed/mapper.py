@@ -31,8 +31,9 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     casts the model and each batch (fastest where the CPU has bfloat16 matrix units).
 
     Why not bf16 by default on the CPU: casting the whole model is not autocast's mixed precision
-    (which keeps normalisation and accumulations in float32). Measured here: ViT-B-32 runs ~2.8x
-    faster than in fp32 with features within cosine 0.9999 of the fp32 ones, but the packaged
+    (which keeps normalisation and accumulations in float32). Measured here (2 AVX512-BF16 cores):
+    ViT-B-32's forward pass runs 1.9-3x faster than in fp32 (its matrix products about 3x) with
+    features within cosine 0.9999 of the fp32 ones, but the packaged
     EfficientNet-Lite0 (depthwise convolutions, folded batch norm) drifts to cosine 0.93 on some
     demo images (mean 0.991), enough to flip one of the demo's fifteen DDCUp decisions. A default
     that changes the results with the encoder is not one to make silently; ``--precision bf16`` is
