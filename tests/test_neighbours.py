@@ -215,7 +215,7 @@ def test_cluster_plan_skips_most_products_on_clustered_data(monkeypatch):
 
     computed = sum(size(rows) * (c1 - c0) for rows, c0, c1 in plan.tiles)
     assert computed < 0.2 * band.products
-    assert 0.5 * computed < plan.products < 2 * computed  # the estimate it was chosen on
+    assert plan.products == computed  # what it was chosen on
     pairs = threshold_pairs(x, 0.9, prune="clusters", screen="float32", device="cpu")
     assert set(zip(pairs.i.tolist(), pairs.j.tolist(), strict=True)) == dense_pairs(x, 0.9)
 

@@ -435,8 +435,8 @@ class _Plan:
 
     A tile ``(rows, c0, c1)`` compares the rows at positions ``rows`` (a slice or an int array)
     with the columns at positions ``[c0, c1)``; only position pairs p < q count, so a pair is
-    computed in at most one tile. ``products`` counts (or, for tiles made as they are computed,
-    estimates) the similarities the tiles compute and ``overhead`` those spent planning.
+    computed in at most one tile. ``products`` counts the similarities the tiles compute and
+    ``overhead`` those spent planning.
     """
 
     order: np.ndarray
