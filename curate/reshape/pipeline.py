@@ -386,7 +386,7 @@ def reshape(
                 )
             roots[source] = root
     result = run_stages(plan, train_emb, pool_emb)
-    used_sources = sorted(set(result.manifest["source"]))
+    used_sources = sorted(str(s) for s in result.manifest["source"].unique())
     extra = {
         "roots": {s: roots[s] for s in used_sources},
         "thresholds": result.summary.get("thresholds"),
