@@ -700,7 +700,8 @@ def _cluster_plan(
         index = s + ai.astype(np.int64)
         bi = bi16.astype(np.int64)
         row_norm = np.maximum(norms[index], 1e-30)
-        phi = np.arccos(np.clip((dot + err) / (row_norm * centre_norms[bi]), -1.0, 1.0)) - 1e-7
+        # float64 from here: a held value is float32 (exact: the screen's own value)
+        phi = np.arccos(np.clip((dot.astype(np.float64) + err) / (row_norm * centre_norms[bi]), -1.0, 1.0)) - 1e-7
         lower = np.clip(phi - theta[bi], 0.0, math.pi)
         pos = position[index]
         keep = (norms[index] * nmax[bi] * np.cos(lower) > threshold - 1e-9) & (pos < starts[bi + 1])
