@@ -493,13 +493,7 @@ def _fit_centres(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
         assign = np.empty(xs.shape[0], dtype=np.int64)
         for s in range(0, xs.shape[0], 2048):
             assign[s : s + 2048] = np.argmax(xs[s : s + 2048] @ centres.T, axis=1)
-        member = sp.csr_matrix(
-            (np.ones(xs.shape[0], np.float32), (assign, np.arange(xs.shape[0]))), shape=(k, xs.shape[0])
-        )
-        sums = np.asarray(member @ xs)
-        norms = np.linalg.norm(sums, axis=1)
-        filled = norms > 0
-        centres[filled] = sums[filled] / norms[filled, None]
+        centres = _move_centres(xs, assign, centres)
     return centres
 
 
@@ -578,16 +572,21 @@ def _cluster_plan(
     centres = _fit_centres(x, k, rng)
     step = max(256, min(4096, (1 << 23) // max(k, 1)))
     err = engine.margin  # >= the proven error of each screened product x . c
+    every_block = [slice(s, min(n, s + step)) for s in range(0, n, step)]
+
+    def screened(blocks: Iterable[Any]) -> Iterator[tuple[Any, Any]]:
+        """Each block of vectors (a range or an index array) with its screened products against
+        every centre (as the centres are when the loop starts)."""
+        with engine.context():
+            screen = engine.load(centres)
+            for rows in blocks:
+                yield rows, engine.product(engine.take(rows)[1], screen)
 
     # Seed: a quarter of the vectors to their nearest fitted centre; centres to their seeds' mean.
     seeds = np.sort(rng.choice(n, size=min(n, max(k, int(CLUSTER_SEED_FRACTION * n))), replace=False))
-    seed_cluster = np.empty(seeds.size, dtype=np.int64)
     for _ in range(CLUSTER_SEED_ROUNDS):
-        with engine.context():
-            centres_screen = engine.load(centres)
-            for s in range(0, seeds.size, step):
-                rows = seeds[s : s + step]
-                seed_cluster[s : s + step] = engine.best(engine.product(engine.take(rows)[1], centres_screen))[0]
+        seed_blocks = [seeds[s : s + step] for s in range(0, seeds.size, step)]
+        seed_cluster = np.concatenate([engine.best(dots)[0] for _, dots in screened(seed_blocks)])
         centres = _move_centres(x, seed_cluster, centres, seeds)
     centre_norms = np.linalg.norm(centres.astype(np.float64), axis=1)
     del seeds, seed_cluster
@@ -609,14 +608,12 @@ def _cluster_plan(
         row_norm = np.maximum(norms[rows], 1e-30)
         return np.where(np.asarray(reach_cos) >= 0, row_norm.min(), row_norm.max()) * reach_cos * centre_norms - err
 
-    with engine.context():
-        centres_screen = engine.load(centres)
-        probe_dots = engine.product(engine.take(probe)[1], centres_screen)
+    for _, probe_dots in screened([probe]):
         best, value = engine.best(probe_dots)
         cap = float(min(CLUSTER_MAX_RADIUS, np.quantile(angles(value, probe, best), CLUSTER_CAP_QUANTILE)))
         reach_any_cos = math.cos(min(cap + beta_any, math.pi))
         entries = engine.above_columns(probe_dots, loose(probe, reach_any_cos))[0].size / probe.size
-    del probe_dots
+        del probe_dots
     # Hold the entries within that reach during the pass if they fit (estimated on the probe); else
     # a second pass recomputes the products once the radii are known.
     hold = entries * n * CLUSTER_ENTRY_BYTES <= CLUSTER_HELD_BYTES
@@ -627,18 +624,14 @@ def _cluster_plan(
     psi = np.empty(n, dtype=np.float64)
     centre_type = np.int16 if k < 2**15 else np.int32
     held: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
-    with engine.context():
-        centres_screen = engine.load(centres)
-        for s in range(0, n, step):
-            stop = min(n, s + step)
-            dots = engine.product(engine.take(slice(s, stop))[1], centres_screen)
-            best, value = engine.best(dots)
-            cluster[s:stop] = best
-            psi[s:stop] = angles(value, slice(s, stop), best)
-            if hold:
-                ai, bi, dot = engine.above_columns(dots, loose(slice(s, stop), reach_any_cos))
-                held.append((s, ai.astype(np.int16), bi.astype(centre_type), dot.astype(np.float32)))
-            del dots
+    for rows, dots in screened(every_block):
+        best, value = engine.best(dots)
+        cluster[rows] = best
+        psi[rows] = angles(value, rows, best)
+        if hold:
+            ai, bi, dot = engine.above_columns(dots, loose(rows, reach_any_cos))
+            held.append((rows.start, ai.astype(np.int16), bi.astype(centre_type), dot.astype(np.float32)))
+        del dots
 
     # The clusters: radii measured exactly (upper bounds), the cap's outliers in none.
     outlier = (psi > cap) | (norms == 0)  # no direction: an outlier (it passes no positive threshold)
@@ -682,12 +675,8 @@ def _cluster_plan(
 
     def recomputed() -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
         """The entries within each cluster's own reach, from a second pass over the products."""
-        with engine.context():
-            screen = engine.load(centres)
-            for s in range(0, n, step):
-                stop = min(n, s + step)
-                dots = engine.product(engine.take(slice(s, stop))[1], screen)
-                yield (s, *engine.above_columns(dots, loose(slice(s, stop), reach_cos)))
+        for rows, dots in screened(every_block):
+            yield (rows.start, *engine.above_columns(dots, loose(rows, reach_cos)))
 
     # The bound on each entry: (position, cluster) pairs that cannot be ruled out and whose
     # cluster ends after the vector's position (the tile of that cluster computes the pair).
