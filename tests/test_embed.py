@@ -122,14 +122,59 @@ def test_bare_weights_file_warns_about_activation_and_preprocessing(tiny: dict[s
     assert encoder.identity["preprocessing_source"] == "open_clip defaults (assumed)"
 
 
-def test_same_input_gives_byte_identical_shards(tiny: dict[str, Path], tmp_path: Path) -> None:
+def test_same_input_gives_byte_identical_shards(
+    tiny: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from curate.embed import local_engine
+
     _run(tiny, tmp_path / "a", workers=1, batch_size=3)
     _run(tiny, tmp_path / "b", workers=1, batch_size=3)
+    # No worker process: this process decodes each batch on its own threads (3, whatever the cores).
+    monkeypatch.setattr(local_engine, "decode_threads", lambda: 3)
+    _run(tiny, tmp_path / "c", workers=0, batch_size=3)
     names = sorted(p.name for p in (tmp_path / "a").glob("*.parquet"))
     assert names == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet",
                      "part-00003.parquet", "part-00004.parquet", "rejects.parquet"]
+    assert sorted(p.name for p in (tmp_path / "c").glob("*.parquet")) == names
     for name in names:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+        # The same rows, bit for bit; only the run's recorded settings (workers) differ.
+        assert pq.read_table(tmp_path / "a" / name).equals(pq.read_table(tmp_path / "c" / name)), name
+
+
+def test_threaded_batches_equal_one_at_a_time_decoding(tiny: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    import pickle
+    import threading
+
+    from curate.embed import reader
+    from curate.schema import read_corpus
+
+    frame, meta = read_corpus(tiny["corpus"])
+    paths = [str(Path(meta["root"]) / rel) for rel in frame["path"]]
+    pp = Preprocessing(64, 64, "shortest", "bicubic", (0.5, 0.5, 0.5), (0.2, 0.2, 0.2))
+    serial = reader.ImageFiles(paths, pp)
+    threaded = reader.ImageFiles(paths, pp, threads=3)
+    decoded_by: list[str] = []
+    original = reader.decode_one
+
+    def recording(*args, **kwargs):
+        decoded_by.append(threading.current_thread().name)
+        return original(*args, **kwargs)
+
+    order = list(range(len(paths)))[::-1]  # any order the sampler asks for comes back in that order
+    expected = serial.__getitems__(order)
+    monkeypatch.setattr(reader, "decode_one", recording)
+    got = threaded.__getitems__(order)
+    assert len(decoded_by) == len(paths) and all(name.startswith("curate-decode") for name in decoded_by)
+    assert [g[0] for g in got] == order
+    for (i, a, ra, ma), (j, b, rb, mb) in zip(expected, got, strict=True):
+        assert (i, ra, ma) == (j, rb, mb)
+        assert (a is None and b is None) or np.array_equal(a, b)
+    assert {r for _, img, r, _ in got if img is None} == set(BAD_REJECTED.values())
+    # A worker process receives the settings, never the threads; close() stops them.
+    assert pickle.loads(pickle.dumps(threaded))._pool is None
+    threaded.close()
+    assert threaded._pool is None and not any(t.name.startswith("curate-decode") for t in threading.enumerate())
 
 
 def test_bad_images_are_recorded_as_rejects(tiny: dict[str, Path], tmp_path: Path) -> None:
@@ -367,6 +412,14 @@ def test_resume_may_change_precision_and_each_shard_records_its_own(tiny: dict[s
     assert recorded["part-00002.parquet"]["mode"] == "cast"
     assert {d["precision"] for name, d in recorded.items() if name != "part-00002.parquet"} == {"fp32"}
     assert len(EmbeddingsFolder(out).load().ids) == 16
+
+
+def test_cpu_model_decodes_in_its_own_threads_by_default() -> None:
+    from curate.embed.config import EmbedConfig
+
+    assert EmbedConfig().resolved_workers("cpu") == 0
+    assert EmbedConfig(workers=2).resolved_workers("cpu") == 2
+    assert EmbedConfig().resolved_workers("cuda") >= 1
 
 
 def test_large_runs_are_fed_in_bounded_groups_of_whole_shards() -> None:

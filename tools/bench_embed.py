@@ -8,7 +8,9 @@ same images:
 * decode: the reader alone (PNG decode, resize, crop -> uint8 batches), no model: can it keep up?
 * bare forward: the mapper (normalise + image tower) on pre-decoded uint8 tensors (no files);
 * pipeline: curate's reader -> mapper -> writer on the PNG files (model already loaded);
-* end to end: the whole library call behind `curate embed` (corpus read, model load, shards);
+* end to end: the whole library call behind `curate embed` (corpus read, model load, shards) with
+  its default loader (on the CPU: no worker process, each batch decoded on the model's threads
+  between forward passes), the precisions alternating over ``--rounds`` (median and range);
 * by operator: one batch under torch.profiler, its time in matrix products (what bfloat16 units
   speed up) and in the other operators (normalisation, activations, softmax, copies), so the bf16 /
   fp32 ratio of the matrix products shows how much casting can give on this CPU at most;
@@ -173,8 +175,10 @@ def decode_only(corpus: Path, preprocessing: Any, *, batch_size: int, workers: i
     from curate.embed.runner import corpus_samples
 
     _, paths, _, _ = corpus_samples(corpus)
+    from curate.embed.local_engine import decode_threads
+
     loader = make_loader(paths, preprocessing, shard_aligned_batches([len(paths)], batch_size),
-                         workers=workers, pin_memory=False)
+                         workers=workers, pin_memory=False, threads=decode_threads())
     started = time.perf_counter()
     count = sum(len(batch) for batch in loader)
     return count / (time.perf_counter() - started)
@@ -228,16 +232,19 @@ def bench_model(label: str, spec: Any, corpus: Path, work: Path, *, batch_size: 
                 repeats: int, rounds: int, precisions: list[str]) -> dict[str, Any]:
     """Per precision: decode alone, scaling with workers, then ``rounds`` alternating bare / pipeline
     measurements (the machine's load drifts, so each ratio compares two neighbouring measurements;
-    the median is reported), and the end-to-end call. Then bf16 / fp32 ratios and feature cosines."""
+    the median is reported). Then ``rounds`` of the end-to-end call, the precisions alternating.
+    Then bf16 / fp32 ratios (of medians) and feature cosines."""
     import statistics
 
     import torch
 
+    from curate.embed.config import EmbedConfig
     from curate.embed.mapper import Mapper
 
     images = predecode(corpus, load_encoder(spec).preprocessing)
     row: dict[str, Any] = {"model": label, "images": len(images), "batch_size": batch_size,
-                           "torch_threads": torch.get_num_threads(), "by_precision": {}}
+                           "torch_threads": torch.get_num_threads(), "by_precision": {},
+                           "default_workers": EmbedConfig().resolved_workers("cpu")}
     features: dict[str, np.ndarray] = {}
     for precision in precisions:
         encoder = load_encoder(spec)  # a mapper casts its encoder's weights: a fresh one each
@@ -262,11 +269,16 @@ def bench_model(label: str, spec: Any, corpus: Path, work: Path, *, batch_size: 
         fig["ratio_median"] = statistics.median(ratios)
         fig["op_split"] = op_split(mapper, images[:batch_size])
         del mapper, encoder
-        fig["end_to_end"] = end_to_end(corpus, work / "e2e", encoder=spec.name, model=spec.model,
-                                       pretrained=spec.pretrained, device="cpu",
-                                       batch_size=batch_size, workers=best, precision=precision)
-        fig["ratio_end_to_end_over_median_bare"] = fig["end_to_end"] / statistics.median(bare)
         row["by_precision"][precision] = fig
+    # End to end, the precisions alternating round by round (the machine's speed drifts over minutes).
+    for _ in range(rounds):
+        for precision in precisions:
+            fig = row["by_precision"][precision]
+            fig.setdefault("end_to_end", []).append(end_to_end(
+                corpus, work / "e2e", encoder=spec.name, model=spec.model, pretrained=spec.pretrained,
+                device="cpu", batch_size=batch_size, precision=precision))
+    for fig in row["by_precision"].values():
+        fig["ratio_end_to_end_over_median_bare"] = statistics.median(fig["end_to_end"]) / statistics.median(fig["bare_forward"])
     if "fp32" in features and "bf16" in features:
         cos = np.sum(features["fp32"] * features["bf16"], axis=1)
         row["cosine_bf16_fp32"] = {"min": float(cos.min()), "mean": float(cos.mean())}
@@ -279,10 +291,15 @@ def bench_model(label: str, spec: Any, corpus: Path, work: Path, *, batch_size: 
         row["bf16_over_fp32"].update(
             {f"{part}_ops": a["op_split"][f"{part}_ms"] / max(b["op_split"][f"{part}_ms"], 1e-9) for part in ("matrix", "other")}
         )
+        row["bf16_over_fp32"]["end_to_end_rounds"] = [
+            fast / slow for fast, slow in zip(b["end_to_end"], a["end_to_end"], strict=True)
+        ]
     return row
 
 
 def print_row(row: dict[str, Any]) -> None:
+    import statistics
+
     print(f"{row['model']}: {row['images']} images, batch {row['batch_size']}, {row['torch_threads']} torch threads")
     for precision, fig in row["by_precision"].items():
         scaling = ", ".join(f"{w} workers {v:.1f}" for w, v in fig["pipeline_by_workers"].items())
@@ -297,13 +314,16 @@ def print_row(row: dict[str, Any]) -> None:
               f"(rounds {', '.join(f'{r:.2f}' for r in fig['ratios'])})\n"
               f"    one batch by operator (torch.profiler): matrix products {fig['op_split']['matrix_ms']:.0f} ms, "
               f"other operators {fig['op_split']['other_ms']:.0f} ms\n"
-              f"    whole embed_corpus call (incl. model load): {fig['end_to_end']:.1f} images/s, "
+              f"    whole embed_corpus call (incl. model load; default loader, {row['default_workers']} workers), "
+              f"alternating with the other precision: median {statistics.median(fig['end_to_end']):.1f} images/s "
+              f"(rounds {', '.join(f'{v:.1f}' for v in fig['end_to_end'])}), "
               f"{fig['ratio_end_to_end_over_median_bare']:.2f} of the median bare forward", flush=True)
     if "bf16_over_fp32" in row:
         ratio = row["bf16_over_fp32"]
         cos = row["cosine_bf16_fp32"]
+        rounds = ", ".join(f"{v:.2f}" for v in ratio["end_to_end_rounds"])
         print(f"  bf16 / fp32: bare forward {ratio['bare_forward']:.2f}x, pipeline {ratio['pipeline']:.2f}x, "
-              f"end to end {ratio['end_to_end']:.2f}x; matrix products alone {ratio['matrix_ops']:.2f}x, "
+              f"end to end {ratio['end_to_end']:.2f}x (by round {rounds}); matrix products alone {ratio['matrix_ops']:.2f}x, "
               f"other operators {ratio['other_ops']:.2f}x; feature cosine bf16 vs fp32: min {cos['min']:.6f}, "
               f"mean {cos['mean']:.6f}", flush=True)
 

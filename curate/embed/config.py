@@ -67,7 +67,8 @@ class EmbedConfig:
     )
     workers: int | None = param(
         None, kind=int, low=0,
-        help="Decoding processes (local engine). Default: cores - 1 beside a GPU, 1 beside a CPU model.",
+        help="Decoding processes (local engine). Default: cores - 1 beside a GPU; 0 beside a CPU model, where "
+        "each batch is decoded by threads of the main process between forward passes, on the cores the model uses.",
     )
     device: str = param("auto", kind="device", help=f"Where the encoder runs: {DEVICES_HELP}.")
     precision: str = param(
@@ -94,10 +95,11 @@ class EmbedConfig:
         return GPU_BATCH_SIZE if device_type == "cuda" else CPU_BATCH_SIZE
 
     def resolved_workers(self, device_type: str) -> int:
-        """Decoding processes: all cores but one beside a GPU; one beside a CPU model, which needs the rest."""
+        """Decoding processes: all cores but one beside a GPU. None beside a CPU model: its threads
+        use every core, and a process decoding beside them stalls them; the main process decodes each
+        batch on those cores between forward passes instead (see :mod:`curate.embed.reader`)."""
         if self.workers is not None:
             return self.workers
-        cores = os.cpu_count() or 1
         if device_type == "cuda":
-            return max(1, min(32, cores - 1))
-        return 1 if cores <= 4 else max(1, cores // 4)
+            return max(1, min(32, (os.cpu_count() or 1) - 1))
+        return 0

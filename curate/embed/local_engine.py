@@ -1,4 +1,5 @@
-"""The local engine: one process drives the model; DataLoader workers decode; a thread writes shards."""
+"""The local engine: one process drives the model; DataLoader workers (or, with none, this process's
+threads between batches) decode; a thread writes shards."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import torch
 
 from curate.embed.encoders import Encoder
 from curate.embed.mapper import Mapper
@@ -18,6 +20,12 @@ from curate.progress import Progress
 # Shards are fed to one DataLoader in groups of about this many samples, so the per-sample lists
 # stay bounded for corpora of millions; restarting the workers between groups costs about a second.
 GROUP_SAMPLES = 1_000_000
+
+
+def decode_threads() -> int:
+    """Threads that decode each batch when there are no worker processes: as many as torch computes
+    with, so decoding, like the model, has every core the run was given."""
+    return max(1, torch.get_num_threads())
 
 
 def shard_groups(shards: Sequence[Shard], limit: int = GROUP_SAMPLES) -> list[list[Shard]]:
@@ -52,7 +60,8 @@ def run_local(
 
     Batches are cut within shards (see :func:`shard_aligned_batches`) and processed in order; the
     device result of batch k is copied back only after batch k+1 has been queued, so the GPU never
-    waits for the host to write.
+    waits for the host to write. With ``workers=0`` each batch is decoded here by as many threads as
+    torch computes with, between forward passes (see :mod:`curate.embed.reader`).
     """
     if not shards:
         return
@@ -93,6 +102,7 @@ def _run_group(
         workers=workers,
         pin_memory=mapper.device.type == "cuda",
         max_pixels=max_pixels,
+        threads=decode_threads(),
     )
     del paths  # the loader holds them compactly
     pending: tuple[int, list[str], Any, list[dict[str, str]]] | None = None
@@ -105,17 +115,20 @@ def _run_group(
             vectors = np.zeros((0, mapper.dim), np.float32)
         assembler.add(shard_index, batch_ids, vectors, rejects)
 
-    for batch in loader:
-        positions = batch.positions.tolist()
-        first = positions[0] if positions else batch.failed[0][0]
-        rejects = [
-            {"sample_id": ids[p], "path": rel_paths[p], "reason": reason, "message": message}
-            for p, reason, message in batch.failed
-        ]
-        result = mapper(batch.images) if positions else None
-        if pending is not None:
-            finish(pending)
-        pending = (shard_of[first], [ids[p] for p in positions], result, rejects)
-        progress.update(len(batch))
+    try:
+        for batch in loader:
+            positions = batch.positions.tolist()
+            first = positions[0] if positions else batch.failed[0][0]
+            rejects = [
+                {"sample_id": ids[p], "path": rel_paths[p], "reason": reason, "message": message}
+                for p, reason, message in batch.failed
+            ]
+            result = mapper(batch.images) if positions else None
+            if pending is not None:
+                finish(pending)
+            pending = (shard_of[first], [ids[p] for p in positions], result, rejects)
+            progress.update(len(batch))
+    finally:
+        loader.dataset.close()
     if pending is not None:
         finish(pending)

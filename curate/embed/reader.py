@@ -1,16 +1,26 @@
-"""Files -> batches: decoding and resizing in DataLoader worker processes, pinned for the GPU.
+"""Files -> batches: decoding and resizing in DataLoader worker processes, pinned for the GPU, or
+in the main process's threads between forward passes (a CPU model).
 
 Each item is read with :func:`curate.images.load_rgb` (the one image loader: every mode to RGB,
 decompression bombs refused from the header) and resized/cropped to uint8 ``[3, S, S]`` in the
 worker. A file that cannot be used becomes a reject (its reason code and message) instead of an
 exception, so one bad image never stops a run. Batches never straddle two shards, so a shard's
 embeddings are computed from the same batches whether or not the run was interrupted before.
+
+Beside a GPU, worker processes decode while the device computes. Beside a CPU model the model's
+threads already use every core, and a worker process decoding at the same time stalls them (a
+preempted thread holds up the others at every operator's barrier); there the loader has no workers
+and the main process decodes each batch on ``threads`` threads (Pillow releases the GIL while it
+decodes and resizes), so decoding and the model take turns, each on all cores. The decoded pixels
+are the same either way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -62,12 +72,19 @@ class PathTable:
 
 
 class ImageFiles(Dataset):
-    """``dataset[i]`` -> ``(i, uint8 [3, S, S] or None, reason, message)`` for ``paths[i]``."""
+    """``dataset[i]`` -> ``(i, uint8 [3, S, S] or None, reason, message)`` for ``paths[i]``.
 
-    def __init__(self, paths: Sequence[str], preprocessing: Preprocessing, max_pixels: int = DEFAULT_MAX_PIXELS):
+    ``threads`` > 1: a batch (:meth:`__getitems__`) is decoded by that many threads of this process.
+    """
+
+    def __init__(
+        self, paths: Sequence[str], preprocessing: Preprocessing, max_pixels: int = DEFAULT_MAX_PIXELS, threads: int = 1
+    ):
         self.paths = PathTable(paths)
         self.preprocessing = preprocessing
         self.max_pixels = max_pixels
+        self.threads = threads
+        self._pool: ThreadPoolExecutor | None = None
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -75,6 +92,26 @@ class ImageFiles(Dataset):
     def __getitem__(self, index: int) -> tuple[int, np.ndarray | None, str, str]:
         image, reason, message = decode_one(self.paths[index], self.preprocessing, self.max_pixels)
         return index, image, reason, message
+
+    def __getitems__(self, indices: list[int]) -> list[tuple[int, np.ndarray | None, str, str]]:
+        """One batch, in the order of ``indices`` (the DataLoader asks for whole batches this way)."""
+        if self.threads <= 1 or len(indices) <= 1:
+            return [self[i] for i in indices]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="curate-decode")
+        return list(self._pool.map(self.__getitem__, indices))
+
+    def close(self) -> None:
+        """Stop the decoding threads (a new batch starts them again)."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A worker process gets the paths and settings, never this process's threads.
+        state = self.__dict__.copy()
+        state["_pool"] = None
+        return state
 
 
 @dataclass
@@ -138,10 +175,15 @@ def make_loader(
     pin_memory: bool,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     prefetch_batches: int = 4,
+    threads: int = 1,
 ) -> DataLoader:
-    """A DataLoader over ``paths`` yielding :class:`Batch` objects in the order of ``batches``."""
+    """A DataLoader over ``paths`` yielding :class:`Batch` objects in the order of ``batches``.
+
+    ``threads``: with no ``workers``, the threads that decode each batch in this process (the
+    dataset's :meth:`ImageFiles.close` stops them). Worker processes decode one image at a time.
+    """
     return DataLoader(
-        ImageFiles(paths, preprocessing, max_pixels),
+        ImageFiles(paths, preprocessing, max_pixels, threads if workers == 0 else 1),
         batch_sampler=batches,
         num_workers=workers,
         collate_fn=_Collate(preprocessing.size),
