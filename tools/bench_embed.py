@@ -20,7 +20,7 @@ alternating rounds, the bf16 / fp32 ratio of each figure, and the cosine between
 features of every image (min and mean), with the CPU model and which precision path ran. Usage::
 
     python tools/bench_embed.py [--images 128] [--tiny-images 768] [--lite0-images 128] [--rounds 3]
-                                [--workers 0,1,2] [--skip-vit-b-32] [--skip-lite0]
+                                [--workers 0,1,2] [--skip-vit-b-32] [--skip-lite0] [--end-to-end-only]
 """
 
 from __future__ import annotations
@@ -229,38 +229,43 @@ def load_encoder(spec: Any) -> Any:
 
 
 def bench_model(label: str, spec: Any, corpus: Path, work: Path, *, batch_size: int, workers: list[int],
-                repeats: int, rounds: int, precisions: list[str]) -> dict[str, Any]:
-    """Per precision: decode alone, scaling with workers, then ``rounds`` alternating bare / pipeline
-    measurements (the machine's load drifts, so each ratio compares two neighbouring measurements;
-    the median is reported). Then ``rounds`` of the end-to-end call, the precisions alternating.
-    Then bf16 / fp32 ratios (of medians) and feature cosines."""
+                repeats: int, rounds: int, precisions: list[str], end_to_end_only: bool = False) -> dict[str, Any]:
+    """Per precision (unless ``end_to_end_only``): decode alone, scaling with workers, then
+    ``rounds`` alternating bare / pipeline measurements (the machine's load drifts, so each ratio
+    compares two neighbouring measurements; the median is reported), and one batch by operator.
+    Then ``rounds`` of the end-to-end call, the precisions alternating; bf16 / fp32 ratios (of
+    medians) and the cosine between the precisions' end-to-end features."""
     import statistics
 
     import torch
 
     from curate.embed.config import EmbedConfig
     from curate.embed.mapper import Mapper
+    from curate.schema import EmbeddingsFolder
 
-    images = predecode(corpus, load_encoder(spec).preprocessing)
-    row: dict[str, Any] = {"model": label, "images": len(images), "batch_size": batch_size,
-                           "torch_threads": torch.get_num_threads(), "by_precision": {},
+    row: dict[str, Any] = {"model": label, "batch_size": batch_size, "torch_threads": torch.get_num_threads(),
+                           "by_precision": {precision: {} for precision in precisions},
                            "default_workers": EmbedConfig().resolved_workers("cpu")}
-    features: dict[str, np.ndarray] = {}
-    for precision in precisions:
+    for precision in [] if end_to_end_only else precisions:
+        images = predecode(corpus, load_encoder(spec).preprocessing)
         encoder = load_encoder(spec)  # a mapper casts its encoder's weights: a fresh one each
         mapper = Mapper(encoder, "cpu", precision)
-        fig: dict[str, Any] = {"device": mapper.describe()}
-        scaling = {}
-        for count in workers:
-            scaling[count] = pipeline(corpus, encoder, mapper, work / "out", batch_size=batch_size, workers=count)
+        fig = row["by_precision"][precision]
+        # Worker counts alternate over the rounds, so each is measured at every stage of the drift.
+        by_workers: dict[int, list[float]] = {count: [] for count in workers}
+        for _ in range(rounds):
+            for count in workers:
+                by_workers[count].append(
+                    pipeline(corpus, encoder, mapper, work / "out", batch_size=batch_size, workers=count))
+        scaling = {count: statistics.median(rates) for count, rates in by_workers.items()}
         best = max(scaling, key=scaling.get)  # type: ignore[arg-type]
         fig["pipeline_by_workers"] = scaling
+        fig["pipeline_by_workers_rounds"] = by_workers
         fig["workers"] = best
         fig["decode"] = decode_only(corpus, encoder.preprocessing, batch_size=batch_size, workers=best)
         bare, piped, ratios = [], [], []
         for _ in range(rounds):
-            rate, features[precision] = bare_forward(mapper, images, batch_size, repeats=repeats)
-            bare.append(rate)
+            bare.append(bare_forward(mapper, images, batch_size, repeats=repeats)[0])
             piped.append(pipeline(corpus, encoder, mapper, work / "out", batch_size=batch_size, workers=best))
             ratios.append(piped[-1] / bare[-1])
         fig["bare_forward"] = bare
@@ -268,29 +273,31 @@ def bench_model(label: str, spec: Any, corpus: Path, work: Path, *, batch_size: 
         fig["ratios"] = ratios
         fig["ratio_median"] = statistics.median(ratios)
         fig["op_split"] = op_split(mapper, images[:batch_size])
-        del mapper, encoder
-        row["by_precision"][precision] = fig
+        del mapper, encoder, images
     # End to end, the precisions alternating round by round (the machine's speed drifts over minutes).
     for _ in range(rounds):
         for precision in precisions:
-            fig = row["by_precision"][precision]
-            fig.setdefault("end_to_end", []).append(end_to_end(
-                corpus, work / "e2e", encoder=spec.name, model=spec.model, pretrained=spec.pretrained,
+            row["by_precision"][precision].setdefault("end_to_end", []).append(end_to_end(
+                corpus, work / f"e2e-{precision}", encoder=spec.name, model=spec.model, pretrained=spec.pretrained,
                 device="cpu", batch_size=batch_size, precision=precision))
-    for fig in row["by_precision"].values():
-        fig["ratio_end_to_end_over_median_bare"] = statistics.median(fig["end_to_end"]) / statistics.median(fig["bare_forward"])
+    features = {}
+    for precision, fig in row["by_precision"].items():
+        folder = EmbeddingsFolder(work / f"e2e-{precision}").load()
+        fig["device"] = folder.meta["device"]
+        features[precision] = folder.vectors
+        row["images"] = len(folder.vectors)
+        if "bare_forward" in fig:
+            fig["ratio_end_to_end_over_median_bare"] = (
+                statistics.median(fig["end_to_end"]) / statistics.median(fig["bare_forward"]))
     if "fp32" in features and "bf16" in features:
         cos = np.sum(features["fp32"] * features["bf16"], axis=1)
         row["cosine_bf16_fp32"] = {"min": float(cos.min()), "mean": float(cos.mean())}
         a, b = row["by_precision"]["fp32"], row["by_precision"]["bf16"]
-        row["bf16_over_fp32"] = {
-            key: (statistics.median(b[key]) / statistics.median(a[key]) if isinstance(a[key], list)
-                  else b[key] / a[key])
-            for key in ("bare_forward", "pipeline", "end_to_end")
-        }
-        row["bf16_over_fp32"].update(
-            {f"{part}_ops": a["op_split"][f"{part}_ms"] / max(b["op_split"][f"{part}_ms"], 1e-9) for part in ("matrix", "other")}
-        )
+        keys = [key for key in ("bare_forward", "pipeline", "end_to_end") if key in a]
+        row["bf16_over_fp32"] = {key: statistics.median(b[key]) / statistics.median(a[key]) for key in keys}
+        if "op_split" in a:
+            row["bf16_over_fp32"].update({f"{part}_ops": a["op_split"][f"{part}_ms"] / max(b["op_split"][f"{part}_ms"], 1e-9)
+                                          for part in ("matrix", "other")})
         row["bf16_over_fp32"]["end_to_end_rounds"] = [
             fast / slow for fast, slow in zip(b["end_to_end"], a["end_to_end"], strict=True)
         ]
@@ -302,30 +309,38 @@ def print_row(row: dict[str, Any]) -> None:
 
     print(f"{row['model']}: {row['images']} images, batch {row['batch_size']}, {row['torch_threads']} torch threads")
     for precision, fig in row["by_precision"].items():
-        scaling = ", ".join(f"{w} workers {v:.1f}" for w, v in fig["pipeline_by_workers"].items())
-        pairs = ", ".join(f"{b:.1f}/{p:.1f}" for b, p in zip(fig["bare_forward"], fig["pipeline"], strict=True))
         device = fig["device"]
         path = f"{device['precision']}" + (f" ({device['mode']})" if "mode" in device else "")
-        print(f"  [{precision}] ran as {path} on {device['type']}\n"
-              f"    decode alone ({fig['workers']} workers): {fig['decode']:.1f} images/s\n"
-              f"    loader scaling (pipeline images/s): {scaling}\n"
-              f"    bare forward / pipeline ({fig['workers']} workers), alternating: {pairs}\n"
-              f"    ratio pipeline / bare: median {fig['ratio_median']:.2f} "
-              f"(rounds {', '.join(f'{r:.2f}' for r in fig['ratios'])})\n"
-              f"    one batch by operator (torch.profiler): matrix products {fig['op_split']['matrix_ms']:.0f} ms, "
-              f"other operators {fig['op_split']['other_ms']:.0f} ms\n"
-              f"    whole embed_corpus call (incl. model load; default loader, {row['default_workers']} workers), "
+        print(f"  [{precision}] ran as {path} on {device['type']}")
+        if "bare_forward" in fig:
+            scaling = ", ".join(
+                f"{w} workers {v:.1f} ({'/'.join(f'{r:.1f}' for r in fig['pipeline_by_workers_rounds'][w])})"
+                for w, v in fig["pipeline_by_workers"].items())
+            pairs = ", ".join(f"{b:.1f}/{p:.1f}" for b, p in zip(fig["bare_forward"], fig["pipeline"], strict=True))
+            print(f"    decode alone ({fig['workers']} workers): {fig['decode']:.1f} images/s\n"
+                  f"    loader scaling (pipeline images/s, median (rounds); 0 workers = decoding on the model's "
+                  f"threads between batches): {scaling}\n"
+                  f"    bare forward / pipeline ({fig['workers']} workers), alternating: {pairs}\n"
+                  f"    ratio pipeline / bare: median {fig['ratio_median']:.2f} "
+                  f"(rounds {', '.join(f'{r:.2f}' for r in fig['ratios'])})\n"
+                  f"    one batch by operator (torch.profiler): matrix products {fig['op_split']['matrix_ms']:.0f} ms, "
+                  f"other operators {fig['op_split']['other_ms']:.0f} ms")
+        share = (f", {fig['ratio_end_to_end_over_median_bare']:.2f} of the median bare forward"
+                 if "ratio_end_to_end_over_median_bare" in fig else "")
+        print(f"    whole embed_corpus call (incl. model load; default loader, {row['default_workers']} workers), "
               f"alternating with the other precision: median {statistics.median(fig['end_to_end']):.1f} images/s "
-              f"(rounds {', '.join(f'{v:.1f}' for v in fig['end_to_end'])}), "
-              f"{fig['ratio_end_to_end_over_median_bare']:.2f} of the median bare forward", flush=True)
+              f"(rounds {', '.join(f'{v:.1f}' for v in fig['end_to_end'])}){share}", flush=True)
     if "bf16_over_fp32" in row:
         ratio = row["bf16_over_fp32"]
         cos = row["cosine_bf16_fp32"]
         rounds = ", ".join(f"{v:.2f}" for v in ratio["end_to_end_rounds"])
-        print(f"  bf16 / fp32: bare forward {ratio['bare_forward']:.2f}x, pipeline {ratio['pipeline']:.2f}x, "
-              f"end to end {ratio['end_to_end']:.2f}x (by round {rounds}); matrix products alone {ratio['matrix_ops']:.2f}x, "
-              f"other operators {ratio['other_ops']:.2f}x; feature cosine bf16 vs fp32: min {cos['min']:.6f}, "
-              f"mean {cos['mean']:.6f}", flush=True)
+        parts = [f"{name} {ratio[key]:.2f}x" for key, name in (
+            ("bare_forward", "bare forward"), ("pipeline", "pipeline")) if key in ratio]
+        parts.append(f"end to end {ratio['end_to_end']:.2f}x (by round {rounds})")
+        if "matrix_ops" in ratio:
+            parts.append(f"matrix products alone {ratio['matrix_ops']:.2f}x, other operators {ratio['other_ops']:.2f}x")
+        print(f"  bf16 / fp32: {'; '.join(parts)}; feature cosine bf16 vs fp32 (end-to-end shards): "
+              f"min {cos['min']:.6f}, mean {cos['mean']:.6f}", flush=True)
 
 
 def main() -> None:
@@ -341,6 +356,8 @@ def main() -> None:
     parser.add_argument("--precisions", default="fp32,bf16", help="precisions to compare, fp32 first")
     parser.add_argument("--skip-vit-b-32", action="store_true")
     parser.add_argument("--skip-lite0", action="store_true")
+    parser.add_argument("--end-to-end-only", action="store_true",
+                        help="only the alternating end-to-end rounds (and the features' cosine)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -373,7 +390,8 @@ def main() -> None:
                           corpora["lite0"], 1))
         for label, spec, corpus, repeats in specs:
             row = bench_model(label, spec, corpus, work, batch_size=args.batch_size, workers=workers,
-                              repeats=repeats, rounds=args.rounds, precisions=precisions)
+                              repeats=repeats, rounds=args.rounds, precisions=precisions,
+                              end_to_end_only=args.end_to_end_only)
             rows.append(row)
             print_row(row)
     if args.json:
