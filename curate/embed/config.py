@@ -74,7 +74,7 @@ class EmbedConfig:
     precision: str = param(
         "auto", choices=PRECISIONS,
         help="auto: bf16 (or fp16) autocast on a GPU, fp32 on the CPU. bf16 on the CPU casts model and batch: "
-             "1.7-2.2x fp32 end to end for ViT-B-32 on 2 cores with bfloat16 units (AMX, AVX512-BF16), but convolutional "
+             "2.1-2.5x fp32 end to end for ViT-B-32 on 2 cores with bfloat16 units (AMX, AVX512-BF16), but convolutional "
              "encoders drift more (manifests/FORMATS.md).",
     )
     engine: str = param("local", choices=ENGINES, help="local: this machine's loader; ray: Ray Data.")
