@@ -10,6 +10,7 @@ of 2 references) and ``tables.schema.json`` (one row of each table) and ``metada
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -314,8 +315,10 @@ def build(out: Path) -> dict[str, Path]:
 
 
 def main(argv: list[str]) -> None:
-    out = Path(argv[0]) if argv else ROOT / "manifests"
-    for name, path in build(out).items():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out_dir", nargs="?", type=Path, default=ROOT / "manifests",
+                        help="where the examples and schemas go (default: manifests/)")
+    for name, path in build(parser.parse_args(argv).out_dir).items():
         print(f"{name}: {path}")
 
 
