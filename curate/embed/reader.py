@@ -102,9 +102,10 @@ class ImageFiles(Dataset):
         return list(self._pool.map(self.__getitem__, indices))
 
     def close(self) -> None:
-        """Stop the decoding threads (a new batch starts them again)."""
+        """Stop the decoding threads (a new batch starts them again); images not yet started are
+        dropped, so an interrupted run stops after the images in hand."""
         if self._pool is not None:
-            self._pool.shutdown()
+            self._pool.shutdown(cancel_futures=True)
             self._pool = None
 
     def __getstate__(self) -> dict[str, Any]:
