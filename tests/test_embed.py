@@ -414,6 +414,33 @@ def test_resume_may_change_precision_and_each_shard_records_its_own(tiny: dict[s
     assert len(EmbeddingsFolder(out).load().ids) == 16
 
 
+def test_a_failed_run_stops_its_decoding_threads(
+    tiny: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from curate.embed import local_engine
+    from curate.embed.mapper import Mapper
+
+    calls = []
+    real = Mapper.__call__
+
+    def failing(self, images):
+        calls.append(len(images))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, images)
+
+    monkeypatch.setattr(local_engine, "decode_threads", lambda: 3)
+    monkeypatch.setattr(Mapper, "__call__", failing)
+    with pytest.raises(KeyboardInterrupt) as caught:
+        _run(tiny, tmp_path / "emb", workers=0, batch_size=3)
+    # The traceback (held here, as a caller handling the error would) keeps the loader alive: its
+    # threads must have been stopped, not left to the garbage collector.
+    assert caught.traceback and len(calls) == 2
+    assert not any(t.name.startswith("curate-decode") for t in threading.enumerate())
+
+
 def test_cpu_model_decodes_in_its_own_threads_by_default() -> None:
     from curate.embed.config import EmbedConfig
 
