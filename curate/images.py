@@ -24,30 +24,32 @@ DEFAULT_MAX_PIXELS = 100_000_000
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
-def _to_rgb(img: Image.Image) -> np.ndarray:
+def _rgb_image(img: Image.Image) -> Image.Image:
+    """A loaded image of any handled mode -> an RGB image (the same object when it is RGB already)."""
     mode = img.mode
     if mode == "RGB":
-        return np.asarray(img, dtype=np.uint8)
+        return img
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         arr = np.asarray(img).astype(np.float64)
         top = 65535.0 if mode.startswith("I;16") else max(float(arr.max()), 1.0)
         if mode == "I" and arr.max() <= 255 and arr.min() >= 0:
             top = 255.0
         grey = np.clip(np.rint(arr / top * 255.0), 0, 255).astype(np.uint8)
-        return np.repeat(grey[..., None], 3, axis=2)
+        return Image.fromarray(np.repeat(grey[..., None], 3, axis=2))
     if mode == "F":
         grey = np.clip(np.rint(np.asarray(img, dtype=np.float64)), 0, 255).astype(np.uint8)
-        return np.repeat(grey[..., None], 3, axis=2)
+        return Image.fromarray(np.repeat(grey[..., None], 3, axis=2))
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return np.asarray(Image.alpha_composite(background, rgba).convert("RGB"), dtype=np.uint8)
-    return np.asarray(img.convert("RGB"), dtype=np.uint8)
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")
 
 
-def load_rgb(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Read ``path`` as an HxWx3 uint8 RGB array (C-contiguous, writable, owned by the caller).
+def open_rgb(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Read ``path`` as a decoded RGB Pillow image (what :func:`load_rgb` returns as an array).
 
+    For callers that go on in Pillow (resizing): an RGB file is not copied into numpy and back.
     Raises :class:`ImageError` whose message starts with a short reason code
     (``missing``, ``empty``, ``too_large``, ``unreadable``, ``truncated``).
     """
@@ -67,7 +69,7 @@ def load_rgb(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXE
                         f"above the limit of {max_pixels}"
                     )
                 img.load()
-                arr = _to_rgb(img)
+                rgb = _rgb_image(img)
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -77,8 +79,18 @@ def load_rgb(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXE
         raise ImageError(f"{reason}: {p}: {exc}") from exc
     except (ValueError, SyntaxError, MemoryError) as exc:  # Pillow raises these on corrupt headers
         raise ImageError(f"unreadable: {p}: {exc}") from exc
-    if arr.ndim != 3 or arr.shape[2] != 3 or arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ImageError(f"unreadable: {p}: decoded to shape {arr.shape}")
+    if rgb.mode != "RGB" or rgb.width == 0 or rgb.height == 0:
+        raise ImageError(f"unreadable: {p}: decoded to mode {rgb.mode}, size {rgb.width}x{rgb.height}")
+    return rgb
+
+
+def load_rgb(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read ``path`` as an HxWx3 uint8 RGB array (C-contiguous, writable, owned by the caller).
+
+    Raises :class:`ImageError` whose message starts with a short reason code
+    (``missing``, ``empty``, ``too_large``, ``unreadable``, ``truncated``).
+    """
+    arr = np.asarray(open_rgb(path, max_pixels=max_pixels), dtype=np.uint8)
     if not (arr.flags.writeable and arr.flags.c_contiguous):
         # A view of Pillow's buffer is read-only; torch.from_numpy warns on every such array.
         arr = np.array(arr, order="C")

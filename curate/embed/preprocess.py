@@ -63,9 +63,12 @@ class Preprocessing:
 
     def apply(self, rgb: np.ndarray) -> np.ndarray:
         """uint8 ``[H, W, 3]`` RGB -> uint8 ``[3, size, size]`` (resized and cropped, not normalised)."""
-        height, width = rgb.shape[:2]
+        return self.apply_image(Image.fromarray(rgb))
+
+    def apply_image(self, image: Image.Image) -> np.ndarray:
+        """An RGB Pillow image -> uint8 ``[3, size, size]``, as :meth:`apply` (which wraps its array in one)."""
+        width, height = image.size
         new_w, new_h = self.resized_size(width, height)
-        image = Image.fromarray(rgb)
         if (new_w, new_h) != (width, height):
             image = image.resize((new_w, new_h), INTERPOLATIONS[self.interpolation])
         if (new_w, new_h) != (self.size, self.size):

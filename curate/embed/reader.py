@@ -1,9 +1,9 @@
 """Files -> batches: decoding and resizing in DataLoader worker processes, pinned for the GPU, or
 in the main process's threads between forward passes (a CPU model).
 
-Each item is read with :func:`curate.images.load_rgb` (the one image loader: every mode to RGB,
-decompression bombs refused from the header) and resized/cropped to uint8 ``[3, S, S]`` in the
-worker. A file that cannot be used becomes a reject (its reason code and message) instead of an
+Each item is read with :func:`curate.images.open_rgb` (the one image loader: every mode to RGB,
+decompression bombs refused from the header; kept as a Pillow image) and resized/cropped to uint8
+``[3, S, S]`` in the worker. A file that cannot be used becomes a reject (its reason code and message) instead of an
 exception, so one bad image never stops a run. Batches never straddle two shards, so a shard's
 embeddings are computed from the same batches whether or not the run was interrupted before.
 
@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from curate.embed.preprocess import Preprocessing
 from curate.errors import ImageError
-from curate.images import DEFAULT_MAX_PIXELS, load_rgb, reject_reason
+from curate.images import DEFAULT_MAX_PIXELS, open_rgb, reject_reason
 
 # A resize of the short side to S makes the long side S * aspect; cap it to avoid huge buffers.
 MAX_ASPECT = 16.0
@@ -39,14 +39,14 @@ def decode_one(path: str, preprocessing: Preprocessing, max_pixels: int = DEFAUL
 ]:
     """Read and preprocess one file -> (uint8 ``[3, S, S]`` or None, reject reason, message)."""
     try:
-        rgb = load_rgb(path, max_pixels=max_pixels)
+        image = open_rgb(path, max_pixels=max_pixels)
     except ImageError as exc:
         return None, reject_reason(exc), str(exc)
-    height, width = rgb.shape[:2]
+    width, height = image.size
     if max(height, width) > MAX_ASPECT * min(height, width) and preprocessing.resize_mode == "shortest":
         return None, "bad_shape", f"bad_shape: {path} is {width}x{height}, aspect ratio above {MAX_ASPECT:g}"
     try:
-        return preprocessing.apply(rgb), "", ""
+        return preprocessing.apply_image(image), "", ""
     except (ValueError, OSError, MemoryError) as exc:
         return None, "unreadable", f"unreadable: {path}: preprocessing failed ({exc})"
 
