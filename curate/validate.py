@@ -4,7 +4,7 @@
 decisions, rejects) or, for a folder, reads it as embeddings shards; the shared readers in
 :mod:`curate.schema` do the checking. An embeddings folder must also be complete: every sample its
 run was given (the shards' ``corpus.samples``) is in a finished shard, embedded or rejected. With
-``check_files`` every image of a corpus or manifest is opened with :func:`curate.images.load_rgb`
+``check_files`` every image of a corpus or manifest is opened with :func:`curate.images.open_rgb`
 and each failure is reported (optionally written as a rejects table).
 """
 
@@ -23,13 +23,13 @@ import pandas as pd
 from curate import schema
 from curate.errors import CurateError, ImageError, TableError
 from curate.fsio import fingerprint
-from curate.images import load_rgb
+from curate.images import open_rgb
 from curate.progress import Progress
 
 
 @dataclass
 class FileFailure:
-    """One image that could not be opened: ``reason`` is load_rgb's code (missing, truncated, ...)."""
+    """One image that could not be opened: ``reason`` is open_rgb's code (missing, truncated, ...)."""
 
     sample_id: str
     path: str
@@ -188,7 +188,7 @@ def check_images(
     def one(job: tuple[str, str, Path]) -> FileFailure | None:
         sid, rel, full = job
         try:
-            load_rgb(full)
+            open_rgb(full)
         except ImageError as exc:
             message = str(exc)
             return FileFailure(sid, rel, message.split(":", 1)[0], message)
