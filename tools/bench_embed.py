@@ -171,12 +171,11 @@ def op_split(mapper: Any, images: Any) -> dict[str, float]:
 
 def decode_only(corpus: Path, preprocessing: Any, *, batch_size: int, workers: int) -> float:
     """images/s of the reader alone: files -> uint8 batches, with ``workers`` decoding processes."""
+    from curate.embed.local_engine import decode_threads
     from curate.embed.reader import make_loader, shard_aligned_batches
     from curate.embed.runner import corpus_samples
 
     _, paths, _, _ = corpus_samples(corpus)
-    from curate.embed.local_engine import decode_threads
-
     loader = make_loader(paths, preprocessing, shard_aligned_batches([len(paths)], batch_size),
                          workers=workers, pin_memory=False, threads=decode_threads())
     started = time.perf_counter()
@@ -246,8 +245,8 @@ def bench_model(label: str, spec: Any, corpus: Path, work: Path, *, batch_size: 
     row: dict[str, Any] = {"model": label, "batch_size": batch_size, "torch_threads": torch.get_num_threads(),
                            "by_precision": {precision: {} for precision in precisions},
                            "default_workers": EmbedConfig().resolved_workers("cpu")}
+    images = None if end_to_end_only else predecode(corpus, load_encoder(spec).preprocessing)
     for precision in [] if end_to_end_only else precisions:
-        images = predecode(corpus, load_encoder(spec).preprocessing)
         encoder = load_encoder(spec)  # a mapper casts its encoder's weights: a fresh one each
         mapper = Mapper(encoder, "cpu", precision)
         fig = row["by_precision"][precision]
@@ -273,7 +272,7 @@ def bench_model(label: str, spec: Any, corpus: Path, work: Path, *, batch_size: 
         fig["ratios"] = ratios
         fig["ratio_median"] = statistics.median(ratios)
         fig["op_split"] = op_split(mapper, images[:batch_size])
-        del mapper, encoder, images
+        del mapper, encoder
     # End to end, the precisions alternating round by round (the machine's speed drifts over minutes).
     for _ in range(rounds):
         for precision in precisions:
