@@ -143,6 +143,8 @@ def ms_ssim(reference: np.ndarray, distorted: np.ndarray) -> float:
 
 
 _LMN = np.array([[0.06, 0.63, 0.27], [0.30, 0.04, -0.35], [0.34, -0.60, 0.17]])
+
+
 def mdsi(reference: np.ndarray, distorted: np.ndarray) -> float:
     """Mean deviation similarity index (Nafchi et al. 2016): gradient (with the fused image) and
     chromaticity similarity in LMN, combined 0.6 / 0.4, mean-deviation pooled with power 1/4."""

@@ -145,10 +145,10 @@ def run(out_dir: Path, cfg: dict[str, Any]) -> Report:
                     results.append(row)
                     mapper = Mapper(encoder, device, precision)
                     for batch_size in mcfg["batch_sizes"]:
-                        repeats, (rate, _) = 1, bare_forward(mapper, images, batch_size, repeats=1)
+                        repeats, rate = 1, bare_forward(mapper, images, batch_size, repeats=1)
                         if cfg["min_seconds"] > 0:
                             repeats = max(1, int(cfg["min_seconds"] * rate / len(images)) + 1)
-                            rate, _ = bare_forward(mapper, images, batch_size, repeats=repeats)
+                            rate = bare_forward(mapper, images, batch_size, repeats=repeats)
                         row["bare_forward"][batch_size] = rate
                         print(f"{model} {precision} bare forward batch {batch_size}: {rate:.1f} images/s", flush=True)
                         report.save()

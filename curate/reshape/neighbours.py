@@ -583,7 +583,8 @@ def _cluster_plan(
                 yield rows, engine.product(engine.take(rows)[1], screen)
 
     # Seed: a quarter of the vectors to their nearest fitted centre; centres to their seeds' mean.
-    seeds = np.sort(rng.choice(n, size=min(n, max(k, int(CLUSTER_SEED_FRACTION * n))), replace=False))
+    seed_count = min(n, max(k, int(CLUSTER_SEED_FRACTION * n)))
+    seeds = np.sort(rng.choice(n, size=seed_count, replace=False))
     for _ in range(CLUSTER_SEED_ROUNDS):
         seed_blocks = [seeds[s : s + step] for s in range(0, seeds.size, step)]
         seed_cluster = np.concatenate([engine.best(dots)[0] for _, dots in screened(seed_blocks)])
@@ -617,6 +618,7 @@ def _cluster_plan(
     # Hold the entries within that reach during the pass if they fit (estimated on the probe); else
     # a second pass recomputes the products once the radii are known.
     hold = entries * n * CLUSTER_ENTRY_BYTES <= CLUSTER_HELD_BYTES
+    passes = 1 if hold else 2  # over all (vector, centre) products
 
     # The pass over all (vector, centre) products: each vector's nearest centre and its angle to it,
     # and the held entries (vector offset in its block, centre, screened value; 8-10 bytes each).
@@ -681,8 +683,9 @@ def _cluster_plan(
     # The bound on each entry: (position, cluster) pairs that cannot be ruled out and whose
     # cluster ends after the vector's position (the tile of that cluster computes the pair).
     def entries_in_order() -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+        held.reverse()  # each block is let go as soon as it is used
         while held:
-            yield held.pop(0)
+            yield held.pop()
 
     parts_p, parts_b = [np.zeros(0, position_type)], [np.zeros(0, np.int64)]
     for s, ai, bi16, dot in entries_in_order() if hold else recomputed():
@@ -724,7 +727,7 @@ def _cluster_plan(
                     tile_products += chunk.size * (min(hi, cc + block_cols) - cc)
     del p_all, b_all
     outlier_tiles, outlier_products = _band_tiles(y_pos, 0, n_out, gap, block_rows, block_cols)
-    estimate = (1 if hold else 2) * n * k + CLUSTER_TILE_COST * tile_products + outlier_products
+    estimate = passes * n * k + CLUSTER_TILE_COST * tile_products + outlier_products
     note = (
         f"{int(counts.astype(bool).sum())} clusters (cap {math.degrees(cap):.1f} deg), {n_out} outliers, "
         f"{(tile_products + outlier_products) / max(band_products, 1):.4f} of the band's products"
@@ -734,7 +737,7 @@ def _cluster_plan(
         return None
     return _Plan(
         order, [*outlier_tiles, *cluster_tiles], int(tile_products + outlier_products), "clusters",
-        overhead=((1 if hold else 2) * n + CLUSTER_SEED_ROUNDS * int(CLUSTER_SEED_FRACTION * n)) * k, note=note,
+        overhead=(passes * n + CLUSTER_SEED_ROUNDS * seed_count) * k, note=note,
     )
 
 
