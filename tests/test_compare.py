@@ -295,3 +295,38 @@ def test_resample_groups_map_references_to_their_group(tmp_path):
         read_resample_groups(path)
     with pytest.raises(CurateError, match="no such file"):
         read_resample_groups(tmp_path / "none.csv")
+
+
+def test_the_comparison_figure_carries_the_verdicts_and_says_when_units_are_too_few(tmp_path, monkeypatch):
+    from matplotlib.axes import Axes
+
+    from curate.compare.report import plot_comparison
+    from curate.compare.stats import MIN_UNITS
+
+    def variant(mean, verdict=None):
+        v = {"srcc_per_seed": [mean - 0.01, mean + 0.01], "srcc_mean": mean, "srcc_sd": 0.01}
+        if verdict:
+            v["difference"] = {"srcc": mean - 0.5, "interval": [0.01, 0.2], "verdict": verdict, "per_seed": [0.1, 0.1]}
+        return v
+
+    titles, ticks = [], []
+    real_title, real_ticks = Axes.set_title, Axes.set_xticks
+
+    def set_title(self, text, *args, **kwargs):
+        titles.append(text)
+        return real_title(self, text, *args, **kwargs)
+
+    def set_xticks(self, positions, labels=None, **kwargs):
+        ticks.append(list(labels or []))
+        return real_ticks(self, positions, labels, **kwargs)
+
+    monkeypatch.setattr(Axes, "set_title", set_title)
+    monkeypatch.setattr(Axes, "set_xticks", set_xticks)
+    for units, warned in ((4, True), (MIN_UNITS, False)):
+        titles.clear()
+        ticks.clear()
+        entry = {"resampled_units": units, "variants": {"original": variant(0.5), "paper": variant(0.6, "within noise")}}
+        plot_comparison(tmp_path / f"c{units}.png", {"targets": {"t": entry}})
+        assert (tmp_path / f"c{units}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert ["paper\nwithin noise"] in ticks
+        assert any(f"only {units} independent test units" in t for t in titles) == warned

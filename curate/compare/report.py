@@ -360,8 +360,15 @@ def plot_comparison(path: Path, summary: Mapping[str, Any]) -> None:
             else:
                 ax_diff.plot(k, d["srcc"], "o", color=colour)
         ax_diff.axhline(0.0, color="#333", lw=0.8)
-        ax_diff.set_xticks(range(len(diffs)), diffs, rotation=20)
-        ax_diff.set(ylabel="SRCC - original", title="paired difference to original, 95% bootstrap CI")
+        # The verdict under each variant, so the figure alone cannot be read as more than it shows.
+        ax_diff.set_xticks(range(len(diffs)), [f"{n}\n{entry['variants'][n]['difference']['verdict']}" for n in diffs],
+                           rotation=20)
+        title = "paired difference to original, 95% bootstrap CI"
+        units = entry.get("resampled_units")
+        if units is not None and units < MIN_UNITS:
+            title += f"\nonly {units} independent test units (need {MIN_UNITS}): no verdict"
+        ax_diff.set_ylabel("SRCC - original")
+        ax_diff.set_title(title, color="#8a1c1c" if "\n" in title else "black", fontsize=10)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
@@ -458,7 +465,8 @@ def comparison_html(summary: Mapping[str, Any], prefix: str = "") -> str:
         f"<figure><img src='{escape(prefix + FIGURE_FILE)}' alt='comparison'><figcaption><b>Comparison.</b> Left: test SRCC "
         "of each variant at the validation-selected epoch (dots: seeds; bars: sd). Right: paired difference to "
         "original with a 95% bootstrap interval over test references; green/red only when the interval excludes "
-        f"zero, every seed agrees in sign and at least {MIN_UNITS} independent test units were resampled."
+        f"zero, every seed agrees in sign and at least {MIN_UNITS} independent test units were resampled; "
+        "each variant's verdict is written under its name, and a red title says when the units were too few."
         "</figcaption></figure>"
     )
     parts.append(
